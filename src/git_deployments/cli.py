@@ -1,0 +1,104 @@
+"""Argument parsing and dispatch; the one place that turns errors into exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from git_deployments import __version__
+from git_deployments.errors import DeployError, UsageError
+
+# each module registers its subcommands with `register(subparsers)`
+COMMAND_MODULES = (
+    "git_deployments.commands.reading",
+    "git_deployments.commands.targets",
+    "git_deployments.commands.deployments",
+)
+
+EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 3
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} -h')")
+
+
+class Context:
+    """What every command gets: the repository (opened on first use) and global options."""
+
+    def __init__(self, repo_path: str | None, debug: bool) -> None:
+        self.repo_path = repo_path
+        self.debug = debug
+        self._store: Any = None
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from git_deployments.store import open_store
+
+            self._store = open_store(self.repo_path)
+        return self._store
+
+    @property
+    def git(self) -> Any:
+        return self.store.git
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="git deploy",
+        description="Track what is deployed where, as records in git refs.",
+        epilog="'git deploy' alone shows the status of every target. "
+               "'git deploy <command> -h' shows a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"git-deploy {__version__}")
+    parser.add_argument("--repo", metavar="PATH", help="the repository (default: discover)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="<command>", parser_class=Parser)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def dispatch(args: argparse.Namespace, ctx: Context) -> int:
+    func: Callable[..., int] = args.func
+    wanted = inspect.signature(func).parameters
+    kwargs = {name: value for name, value in vars(args).items() if name in wanted}
+    return func(ctx, **kwargs)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("GIT_DEPLOY_DEBUG") == "1"
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv or ["status"])
+        if args.command is None:
+            args = parser.parse_args([*argv, "status"])
+        return dispatch(args, Context(args.repo, args.debug))
+    except DeployError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader went away (`git deploy log | head`): not an error
+        sys.stderr.close()
+        return 0
+    except Exception as exc:
+        if debug:
+            raise
+        print(f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+              " (run with --debug for the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL

@@ -1,0 +1,52 @@
+"""Small pieces the command modules share: option groups and argument converters."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from git_deployments.errors import DeployError, UsageError
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", dest="as_json", action="store_true",
+                        help="print machine-readable JSON")
+
+
+def add_write_options(parser: argparse.ArgumentParser) -> None:
+    """Options every write command takes."""
+    add_json(parser)
+
+
+def number(text: str) -> int:
+    if not text.isdigit() or len(text) > 12 or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"invalid deployment number {text!r}")
+    return int(text)
+
+
+def target_key(text: str) -> str:
+    from git_deployments.model import key_problem
+
+    problem = key_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"invalid target key {text!r}: {problem}")
+    return text
+
+
+def duration_or_off(text: str) -> int | str:
+    from git_deployments.timeutil import parse_duration
+
+    if text.lower() in ("off", "none", "disabled"):
+        return "off"
+    if text.lower() == "on":
+        return "on"
+    try:
+        return parse_duration(text)
+    except DeployError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("invalid duration ")) from None
+
+
+def require(value: Any, message: str) -> Any:
+    if value is None:
+        raise UsageError(message)
+    return value

@@ -1,0 +1,176 @@
+"""`git deploy schedule|start|finish|fail|set-status|edit|delete|comment`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from git_deployments.commands.common import add_write_options, number, target_key
+from git_deployments.output import Output, deployment_json
+from git_deployments.store import WriteResult
+
+DEPLOY_HELP = {
+    "schedule": "plan a deployment (updates the one scheduled for the same branch)",
+    "start": "a deployment is in progress (promotes the scheduled one, or creates one)",
+    "finish": "a deployment succeeded: it becomes current",
+    "fail": "a deployment failed",
+}
+
+
+def register(subparsers: Any) -> None:
+    for op, text in DEPLOY_HELP.items():
+        p = subparsers.add_parser(op, help=text, description=text[0].upper() + text[1:] + ".")
+        p.add_argument("target", type=target_key)
+        add_deploy_options(p)
+        if op == "schedule":
+            p.add_argument("--at", metavar="DATETIME",
+                           help="when it is planned: ISO 8601, or +2h from now")
+        add_write_options(p)
+        p.set_defaults(func=cmd_deploy, op=op)
+
+    p = subparsers.add_parser("set-status", help="change a deployment's status by hand "
+                              "(needs the target's manual controls)")
+    p.add_argument("target", type=target_key)
+    p.add_argument("number", type=number)
+    p.add_argument("status", choices=["scheduled", "deploying", "current", "failed"])
+    p.add_argument("--reason", help="why, kept in the deployment's history")
+    add_write_options(p)
+    p.set_defaults(func=cmd_set_status)
+
+    p = subparsers.add_parser("edit", help="change a deployment's version, description, link "
+                              "or planned time")
+    p.add_argument("target", type=target_key)
+    p.add_argument("number", type=number)
+    p.add_argument("--version")
+    p.add_argument("--description")
+    p.add_argument("--ext-label", metavar="LABEL")
+    p.add_argument("--ext-url", metavar="URL")
+    p.add_argument("--at", metavar="DATETIME", help="the planned time")
+    add_write_options(p)
+    p.set_defaults(func=cmd_edit)
+
+    p = subparsers.add_parser("delete", help="delete a deployment (the timeline keeps it)")
+    p.add_argument("target", type=target_key)
+    p.add_argument("number", type=number)
+    add_write_options(p)
+    p.set_defaults(func=cmd_delete)
+
+    p = subparsers.add_parser("comment", help="add a comment to a target's timeline")
+    p.add_argument("target", type=target_key)
+    p.add_argument("number", type=number, nargs="?", help="the deployment it is about")
+    p.add_argument("-m", "--message", required=True, help="the comment")
+    add_write_options(p)
+    p.set_defaults(func=cmd_comment)
+
+
+def add_deploy_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--version", help="the version (default: git describe --tags --always)")
+    p.add_argument("--commit", action="append", default=[], metavar="REPO:BRANCH[:COMMIT]",
+                   help="what is deployed (repeatable); COMMIT may be HEAD, a short id or a tag; "
+                        "default: this checkout's branch and HEAD")
+    p.add_argument("--branch", help="the branch, when HEAD is detached")
+    p.add_argument("--ext-label", metavar="LABEL", help="label of an external link (a CI job)")
+    p.add_argument("--ext-url", metavar="URL", help="URL of the external link")
+    p.add_argument("--description", help="shown with the deployment")
+    p.add_argument("--reason", help="why, kept in the deployment's history")
+
+
+def report(ctx: Any, result: WriteResult, as_json: bool) -> int:
+    out = Output(as_json)
+    record = result.record
+    if as_json:
+        data: dict[str, Any] = {"timeline_commit": result.commit,
+                                "effects": [{"number": e.number,
+                                             "from": str(e.old) if e.old else None,
+                                             "to": str(e.new) if e.new else None}
+                                            for e in result.change.effects]}
+        if record is not None:
+            data["deployment"] = deployment_json(result.key, record)
+        out.json(data)
+        return 0
+    out.line(result.change.subject)
+    for effect in result.change.effects:
+        if effect.number != result.change.number:
+            out.line(f"{result.key} #{effect.number}: {effect.old} -> {effect.new}")
+    if record is not None and record.rollback_of:
+        out.line(f"this rolls back #{record.rollback_of}: its commit is an ancestor of what "
+                 "ran before")
+    return 0
+
+
+def cmd_deploy(ctx: Any, op: str, target: str, version: str | None, commit: list[str],
+               branch: str | None, ext_label: str | None, ext_url: str | None,
+               description: str | None, reason: str | None, at: str | None = None,
+               as_json: bool = False) -> int:
+    from git_deployments import ci, intake
+    from git_deployments.model import Deploy
+    from git_deployments.timeutil import parse_datetime
+
+    snap = ctx.store.existing(target)
+    record_target, _ = snap.require()
+    refs = intake.resolve_refs(ctx.git, record_target, commit, branch=branch, op=op)
+    context = ci.detect()
+    if version is None and context and context.version and (commit or op in ("schedule",
+                                                                            "start")):
+        version = context.version
+    fields: dict[str, Any] = {
+        "op": op, "commits": refs, "version": version, "description": description,
+        "reason": reason, "external_link": intake.external_link(ext_label, ext_url),
+    }
+    if at is not None:
+        fields["scheduled_for"] = parse_datetime(at)
+    request = intake.new_request(Deploy, ctx.git, target, **fields)
+    return report(ctx, ctx.store.write(request), as_json)
+
+
+def cmd_set_status(ctx: Any, target: str, number: int, status: str, reason: str | None,
+                   as_json: bool = False) -> int:
+    from git_deployments import intake
+    from git_deployments.model import SetStatus
+
+    ctx.store.existing(target)
+    request = intake.new_request(SetStatus, ctx.git, target, number=number, status=status,
+                                 reason=reason)
+    return report(ctx, ctx.store.write(request), as_json)
+
+
+def cmd_edit(ctx: Any, target: str, number: int, version: str | None, description: str | None,
+             ext_label: str | None, ext_url: str | None, at: str | None,
+             as_json: bool = False) -> int:
+    from git_deployments import intake
+    from git_deployments.model import Edit
+    from git_deployments.timeutil import parse_datetime
+
+    _, record = ctx.store.deployment(target, number)
+    link = None
+    if ext_label is not None or ext_url is not None:
+        old = record.external_link
+        link = intake.external_link(
+            ext_label if ext_label is not None else (old.label if old else ""),
+            ext_url if ext_url is not None else (old.url if old else ""))
+    request = intake.new_request(
+        Edit, ctx.git, target, number=number, version=version, description=description,
+        external_link=link, scheduled_for=parse_datetime(at) if at else None)
+    return report(ctx, ctx.store.write(request), as_json)
+
+
+def cmd_delete(ctx: Any, target: str, number: int, as_json: bool = False) -> int:
+    from git_deployments import intake
+    from git_deployments.model import Delete
+
+    ctx.store.deployment(target, number)
+    request = intake.new_request(Delete, ctx.git, target, number=number)
+    return report(ctx, ctx.store.write(request), as_json)
+
+
+def cmd_comment(ctx: Any, target: str, number: int | None, message: str,
+                as_json: bool = False) -> int:
+    from git_deployments import intake
+    from git_deployments.model import Comment
+
+    if number is not None:
+        ctx.store.deployment(target, number)
+    else:
+        ctx.store.existing(target)
+    request = intake.new_request(Comment, ctx.git, target, number=number, text=message)
+    return report(ctx, ctx.store.write(request), as_json)

@@ -1,0 +1,340 @@
+"""The only pygit2 user: open the repository, read and write objects, move refs safely."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pygit2
+
+from git_deployments.errors import DeployError, InternalError, NotFound
+
+TOOL_NAME = "git-deploy"
+TOOL_EMAIL = "git-deploy@localhost"
+TREE_MODE = pygit2.enums.FileMode.TREE
+BLOB_MODE = pygit2.enums.FileMode.BLOB
+
+
+class RaceLost(Exception):
+    """The ref moved between our read and our compare-and-swap."""
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    email: str
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>"
+
+    @classmethod
+    def parse(cls, text: str) -> Person:
+        name, _, rest = text.partition("<")
+        email = rest.rstrip(">").strip()
+        return cls(name.strip() or email or "unknown", email or "unknown")
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    id: str
+    parents: tuple[str, ...]
+    tree: str
+    message: str
+    author: Person
+    author_time: int
+    author_offset: int
+
+
+class GitRepo:
+    def __init__(self, repo: pygit2.Repository) -> None:
+        self.repo = repo
+
+    # --- where things are ---------------------------------------------------------------
+
+    @property
+    def git_dir(self) -> Path:
+        """The common git directory (shared by worktrees): locks and cursors live here."""
+        return Path(self.repo.path).resolve()
+
+    @property
+    def is_bare(self) -> bool:
+        return bool(self.repo.is_bare)
+
+    @property
+    def workdir(self) -> Path | None:
+        return Path(self.repo.workdir) if self.repo.workdir else None
+
+    def default_repository_name(self) -> str:
+        """`deploy.repository` from git config, else the directory name without `.git`."""
+        configured = self.config_get("deploy.repository")
+        if configured:
+            return configured
+        base = self.workdir or self.git_dir
+        name = base.name
+        if name == ".git":
+            name = base.parent.name
+        return name.removesuffix(".git") or "repo"
+
+    def config_get(self, name: str) -> str | None:
+        try:
+            value = self.repo.config[name]
+        except (KeyError, pygit2.GitError):
+            return None
+        return str(value)
+
+    def config_get_all(self, name: str) -> list[str]:
+        try:
+            return [str(v) for v in self.repo.config.get_multivar(name)]
+        except (KeyError, pygit2.GitError):
+            return []
+
+    def identity(self) -> Person | None:
+        try:
+            sig = self.repo.default_signature
+        except (KeyError, pygit2.GitError):
+            return None
+        return Person(sig.name, sig.email)
+
+    # --- refs ---------------------------------------------------------------------------
+
+    def read_ref(self, name: str) -> str | None:
+        try:
+            ref = self.repo.references.get(name)
+        except (pygit2.GitError, ValueError) as exc:
+            raise DeployError(f"cannot read ref {name}: {exc}") from None
+        if ref is None:
+            return None
+        return str(ref.resolve().target)
+
+    def list_refs(self, prefix: str) -> Iterator[tuple[str, str]]:
+        """(name, id) of every ref under `prefix`, sorted by name."""
+        for name in sorted(self.repo.raw_listall_references()):
+            text = name.decode("utf-8", "replace")
+            if text.startswith(prefix):
+                target = self.read_ref(text)
+                if target is not None:
+                    yield text, target
+
+    def update_ref(self, name: str, new: str, old: str | None, message: str) -> None:
+        """Compare-and-swap: move `name` from `old` (None: must not exist) to `new`."""
+        try:
+            if old is None:
+                self.repo.create_reference_direct(name, pygit2.Oid(hex=new), False,
+                                                  message=message)
+                return
+            ref = self.repo.references.get(name)
+            if ref is None or str(ref.target) != old:
+                raise RaceLost(name)
+            ref.set_target(pygit2.Oid(hex=new), message)
+        except pygit2.AlreadyExistsError:
+            raise RaceLost(name) from None
+        except pygit2.GitError as exc:
+            text = str(exc)
+            if "old reference value does not match" in text or "already exists" in text:
+                raise RaceLost(name) from None
+            if "locked" in text or ".lock" in text:
+                lock = self.git_dir / f"{name}.lock"
+                raise DeployError(
+                    f"ref {name} is locked ({lock} exists); if no git process is running, "
+                    "run 'git deploy doctor' to remove the stale lock"
+                ) from None
+            raise DeployError(f"cannot update {name}: {text}") from None
+
+    # --- objects ------------------------------------------------------------------------
+
+    def has_object(self, oid: str) -> bool:
+        try:
+            return pygit2.Oid(hex=oid) in self.repo
+        except ValueError:
+            return False
+
+    def commit_info(self, oid: str) -> CommitInfo:
+        try:
+            commit = self.repo[oid]
+        except (KeyError, ValueError):
+            raise NotFound(f"commit {oid} is missing from the repository") from None
+        if not isinstance(commit, pygit2.Commit):
+            raise NotFound(f"{oid} is not a commit")
+        return CommitInfo(
+            id=str(commit.id),
+            parents=tuple(str(p) for p in commit.parent_ids),
+            tree=str(commit.tree_id),
+            message=commit.message,
+            author=Person(commit.author.name, commit.author.email),
+            author_time=commit.author.time,
+            author_offset=commit.author.offset,
+        )
+
+    def read_path(self, tree_id: str, path: str) -> bytes | None:
+        """The blob at `path` in tree `tree_id`, or None when there is none."""
+        try:
+            entry = self.repo[tree_id] / path  # type: ignore[operator]
+        except (KeyError, TypeError):
+            return None
+        if not isinstance(entry, pygit2.Blob):
+            return None
+        return bytes(entry.data)
+
+    def blob_size(self, tree_id: str, path: str) -> int | None:
+        try:
+            entry = self.repo[tree_id] / path  # type: ignore[operator]
+        except (KeyError, TypeError):
+            return None
+        return entry.size if isinstance(entry, pygit2.Blob) else None
+
+    def walk_tree(self, tree_id: str, prefix: str = "") -> Iterator[tuple[str, str, int]]:
+        """(path, object id, filemode) of every blob under a tree, recursively."""
+        tree = self.repo[tree_id]
+        assert isinstance(tree, pygit2.Tree)
+        for entry in tree:
+            path = f"{prefix}{entry.name}"
+            if entry.filemode == TREE_MODE:
+                yield from self.walk_tree(str(entry.id), path + "/")
+            else:
+                yield path, str(entry.id), entry.filemode
+
+    def read_blob(self, oid: str) -> bytes:
+        blob = self.repo[oid]
+        assert isinstance(blob, pygit2.Blob)
+        return bytes(blob.data)
+
+    def write_tree(self, base_tree: str | None, changes: Mapping[str, bytes | None]) -> str:
+        """A new tree: `base_tree` with each path set to its bytes (or removed for None).
+
+        Only the trees along the changed paths are rewritten; nothing touches the work tree
+        or the index.
+        """
+        grouped: dict[str, dict[str, bytes | None]] = {}
+        for path, data in changes.items():
+            head, _, rest = path.partition("/")
+            grouped.setdefault(head, {})[rest] = data
+        base = self.repo[base_tree] if base_tree else None
+        builder = self.repo.TreeBuilder(base) if base is not None else self.repo.TreeBuilder()
+        for name, sub in grouped.items():
+            if "" in sub:  # a file directly in this tree
+                data = sub[""]
+                if data is None:
+                    if builder.get(name) is not None:
+                        builder.remove(name)
+                else:
+                    builder.insert(name, self.repo.create_blob(data), BLOB_MODE)
+                continue
+            existing = builder.get(name)
+            sub_base = str(existing.id) if existing is not None and \
+                existing.filemode == TREE_MODE else None
+            new_sub = self.write_tree(sub_base, sub)
+            if len(self.repo[new_sub]) == 0:  # type: ignore[arg-type]
+                if existing is not None:
+                    builder.remove(name)
+            else:
+                builder.insert(name, pygit2.Oid(hex=new_sub), TREE_MODE)
+        return str(builder.write())
+
+    def create_commit(self, tree: str, parents: list[str], message: str, author: Person,
+                      when: int, committer: Person | None = None) -> str:
+        author_sig = pygit2.Signature(author.name, author.email, when, 0)
+        tool = committer or Person(TOOL_NAME, TOOL_EMAIL)
+        import time
+
+        committer_sig = pygit2.Signature(tool.name, tool.email, int(time.time()), 0)
+        try:
+            oid = self.repo.create_commit(
+                None, author_sig, committer_sig, message, pygit2.Oid(hex=tree),
+                [pygit2.Oid(hex=p) for p in parents],
+            )
+        except pygit2.GitError as exc:
+            raise DeployError(f"cannot write to the repository: {exc}") from None
+        except OSError as exc:
+            raise DeployError(f"cannot write to the repository: {exc.strerror or exc}") from None
+        return str(oid)
+
+    # --- commits of the tracked code ----------------------------------------------------
+
+    def resolve_commit(self, spec: str) -> str:
+        """A full commit id for `spec` (short id, tag, branch, HEAD)."""
+        try:
+            obj = self.repo.revparse_single(spec)
+            commit = obj.peel(pygit2.Commit)
+        except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+            raise NotFound(f"unknown commit {spec!r} in this repository") from None
+        return str(commit.id)
+
+    def branch_tip(self, branch: str) -> str | None:
+        """The tip of `branch`: the local branch, else a remote-tracking one (origin first)."""
+        for name in (f"refs/heads/{branch}", f"refs/remotes/origin/{branch}"):
+            target = self._peeled(name)
+            if target:
+                return target
+        for name, _ in self.list_refs("refs/remotes/"):
+            if name.endswith(f"/{branch}") and name.count("/") == branch.count("/") + 3:
+                return self._peeled(name)
+        return None
+
+    def _peeled(self, name: str) -> str | None:
+        try:
+            ref = self.repo.references.get(name)
+            if ref is None:
+                return None
+            return str(ref.peel(pygit2.Commit).id)
+        except (pygit2.GitError, ValueError, KeyError):
+            return None
+
+    def head(self) -> tuple[str | None, str | None]:
+        """(branch, commit) of HEAD; branch is None when detached, both None when unborn."""
+        try:
+            if self.repo.head_is_unborn:
+                return None, None
+            head = self.repo.head
+        except pygit2.GitError:
+            return None, None
+        commit = str(head.peel(pygit2.Commit).id)
+        if self.repo.head_is_detached:
+            return None, commit
+        return head.shorthand, commit
+
+    def ahead_behind(self, local: str, upstream: str) -> tuple[int, int]:
+        """(commits in `local` not in `upstream`, commits in `upstream` not in `local`)."""
+        ahead, behind = self.repo.ahead_behind(local, upstream)
+        return int(ahead), int(behind)
+
+    def describe(self, commit: str) -> str:
+        """`git describe --tags --always` of a commit."""
+        try:
+            return str(self.repo.describe(
+                committish=commit, describe_strategy=pygit2.enums.DescribeStrategy.TAGS,
+                show_commit_oid_as_fallback=True,
+            ))
+        except (pygit2.GitError, KeyError, ValueError):
+            return commit[:7]
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """Whether `ancestor` is reachable from `descendant` (True when equal)."""
+        if ancestor == descendant:
+            return True
+        try:
+            return bool(self.repo.descendant_of(descendant, ancestor))
+        except (pygit2.GitError, KeyError, ValueError):
+            return False
+
+
+def open_repository(path: str | os.PathLike[str] | None = None) -> GitRepo:
+    """The repository at `path`, or the one git's environment and the current directory name.
+
+    Opening from the environment honours GIT_DIR and the object directories git sets while a
+    hook runs in quarantine.
+    """
+    flags = pygit2.enums.RepositoryOpenFlag.FROM_ENV if path is None else 0
+    start = str(path) if path is not None else os.getcwd()
+    try:
+        if path is None and not os.environ.get("GIT_DIR"):
+            found = pygit2.discover_repository(start)
+            if found is None:
+                raise DeployError("not a git repository (or any parent up to /)")
+        repo = pygit2.Repository(start, flags)
+    except pygit2.GitError as exc:
+        raise DeployError(f"not a git repository: {start} ({exc})") from None
+    except OSError as exc:
+        raise InternalError(f"cannot open repository {start}: {exc}") from None
+    return GitRepo(repo)

@@ -1,0 +1,194 @@
+"""Command-line input turned into requests: who asks, when, and which commits exactly."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import socket
+import uuid
+from typing import Any, TypeVar
+
+from git_deployments import ci
+from git_deployments.errors import DeployError, NotFound, UsageError
+from git_deployments.gitrepo import GitRepo, Person, open_repository
+from git_deployments.model import COMMIT_PATTERN, CommitRef, ExternalLink, Request, Target
+from git_deployments.model import REPOSITORY_PATTERN, branch_is_valid
+from git_deployments.timeutil import now
+
+R = TypeVar("R", bound=Request)
+
+
+def actor(git: GitRepo | None) -> str:
+    """Who asks: GIT_DEPLOY_ACTOR, the CI's user, git's identity, else user@host."""
+    context = ci.detect()
+    if context and context.actor:
+        return _person(context.actor)
+    name, email = os.environ.get("GIT_AUTHOR_NAME"), os.environ.get("GIT_AUTHOR_EMAIL")
+    if name and email:
+        return str(Person(name, email))
+    identity = git.identity() if git else None
+    if identity:
+        return str(identity)
+    user = getpass.getuser()
+    return f"{user} <{user}@{socket.gethostname()}>"
+
+
+def _person(text: str) -> str:
+    text = " ".join(text.split())[:200]
+    return text if "<" in text else f"{text} <{text}>"
+
+
+def new_request(cls: type[R], git: GitRepo | None, target: str, **fields: Any) -> R:
+    """A request stamped with a fresh id, the time and the asker."""
+    from pydantic import ValidationError
+
+    base: dict[str, Any] = {"op_id": uuid.uuid4().hex, "target": target}
+    base.setdefault("at", fields.pop("at", None) or now())
+    base.setdefault("by", fields.pop("by", None) or actor(git))
+    try:
+        return cls.model_validate({**base, **fields})
+    except ValidationError as exc:
+        raise DeployError(validation_message(exc)) from None
+
+
+def validation_message(exc: Any) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"] if not isinstance(part, int))
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"invalid {where.replace('_', ' ')}: {message}" if where else message
+
+
+def parse_commit_ref(spec: str, home: str) -> tuple[str, str | None, str | None]:
+    """`REPO:BRANCH[:COMMIT|HEAD]` -> (repository, branch, commit-ish or None).
+
+    A spec without ':' is a commit-ish of this repository on the branch given elsewhere.
+    """
+    if len(spec) > 400 or any(ord(c) < 32 for c in spec):
+        raise DeployError(f"invalid commit ref {spec[:40]!r}")
+    parts = spec.split(":")
+    if len(parts) == 1:
+        return home, None, parts[0] or None
+    if len(parts) > 3 or not all(parts[:2]):
+        raise DeployError(
+            f"invalid commit ref {spec!r}: use REPO:BRANCH[:COMMIT], e.g. "
+            f"{home}:main:HEAD")
+    repository, branch = parts[0], parts[1]
+    commit = parts[2] if len(parts) == 3 and parts[2] else None
+    return repository, branch, commit
+
+
+def check_names(repository: str, branch: str) -> None:
+    if not REPOSITORY_PATTERN.match(repository):
+        raise DeployError(f"invalid repository name {repository!r}")
+    if not branch_is_valid(branch):
+        raise DeployError(f"invalid branch name {branch!r}")
+
+
+def resolve_refs(git: GitRepo, target: Target, specs: list[str], *, branch: str | None,
+                 op: str) -> list[CommitRef]:
+    """Full commit refs for `--commit` values; with none given, this checkout's (or the CI's)
+    branch and commit, except for finish and fail, which then mean the deployment in flight."""
+    context = ci.detect()
+    refs: list[CommitRef] = []
+    if not specs:
+        if op in ("finish", "fail") and branch is None:
+            return []
+        return [default_ref(git, target, branch, context)]
+    for spec in specs:
+        repository, ref_branch, commitish = parse_commit_ref(spec, target.repository)
+        ref_branch = ref_branch or branch or (context.branch if context else None) or \
+            git.head()[0]
+        if ref_branch is None:
+            raise DeployError(f"no branch known for {spec!r}: use REPO:BRANCH:COMMIT or --branch")
+        check_names(repository, ref_branch)
+        names = target.repository_names()
+        if repository not in names:
+            raise DeployError(f"target '{target.key}' has no repository '{repository}' "
+                              f"(it lists: {', '.join(names)})")
+        commit = resolve_in(git, target, repository, ref_branch, commitish, context)
+        refs.append(CommitRef(repository=repository, branch=ref_branch, commit=commit))
+    return refs
+
+
+def default_ref(git: GitRepo, target: Target, branch: str | None,
+                context: ci.CIContext | None) -> CommitRef:
+    head_branch, head_commit = git.head()
+    chosen = branch or (context.branch if context else None) or head_branch
+    commit = context.commit if context and context.commit else head_commit
+    if chosen is None:
+        if head_commit is None:
+            raise DeployError("no --commit given and HEAD has no commit; "
+                              "pass --commit REPO:BRANCH[:COMMIT]")
+        raise DeployError("HEAD is detached and no CI branch is known; "
+                          "pass --branch BRANCH or --commit REPO:BRANCH:COMMIT")
+    if branch and head_branch and branch != head_branch:
+        commit = git.branch_tip(branch) or commit
+    if commit is None:
+        raise DeployError("no --commit given and HEAD has no commit; "
+                          "pass --commit REPO:BRANCH[:COMMIT]")
+    check_names(target.repository, chosen)
+    return CommitRef(repository=target.repository, branch=chosen,
+                     commit=git.resolve_commit(commit))
+
+
+def resolve_in(git: GitRepo, target: Target, repository: str, branch: str,
+               commitish: str | None, context: ci.CIContext | None) -> str | None:
+    """The full id of `commitish` in `repository` (None stays None: "latest")."""
+    if commitish is None:
+        return None
+    repo = git if repository == target.repository else _other(target, repository)
+    if commitish == "HEAD":
+        if repo is None:
+            raise NotFound(f"cannot resolve HEAD of {repository}:{branch}: repository "
+                           f"'{repository}' is not available here; give the full commit id")
+        tip = repo.branch_tip(branch)
+        if tip is None and repo is git:
+            head_branch, head_commit = git.head()
+            ci_branch = context.branch if context else None
+            if branch in (head_branch, ci_branch):
+                tip = (context.commit if context and context.commit else None) or head_commit
+        if tip is None:
+            raise NotFound(f"branch '{branch}' not found in repository '{repository}'")
+        return tip
+    if repo is None:
+        if COMMIT_PATTERN.match(commitish.lower()):
+            return commitish.lower()
+        raise NotFound(f"cannot resolve {commitish!r}: repository '{repository}' is not "
+                       "available here; give the full 40-hex commit id")
+    if commitish.startswith("-"):
+        raise DeployError(f"invalid commit {commitish!r}")
+    try:
+        return repo.resolve_commit(commitish)
+    except NotFound:
+        if repo is not git:
+            raise NotFound(f"unknown commit {commitish!r} in repository '{repository}'") from None
+        raise
+
+
+def _other(target: Target, repository: str) -> GitRepo | None:
+    location = target.location_of(repository)
+    if not location or not os.path.exists(location):
+        return None
+    try:
+        return open_repository(location)
+    except DeployError:
+        return None
+
+
+def external_link(label: str | None, url: str | None) -> ExternalLink | None:
+    """--ext-label/--ext-url, else the CI job's link."""
+    if label is None and url is None:
+        context = ci.detect()
+        if context and context.url:
+            return ExternalLink(label=context.label or context.system, url=context.url)
+        return None
+    if url is not None and url and not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://\S+$", url):
+        raise DeployError(f"invalid --ext-url {url!r}: expected an absolute URL")
+    return ExternalLink(label=label or "", url=url or "")
+
+
+def positive_number(text: str) -> int:
+    if not text.isdigit() or int(text) < 1 or len(text) > 12:
+        raise UsageError(f"invalid deployment number {text!r}")
+    return int(text)

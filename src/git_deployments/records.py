@@ -1,0 +1,125 @@
+"""The only ruamel.yaml user: canonical dumps and bounded, safe loads of stored records."""
+
+from __future__ import annotations
+
+import io
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from git_deployments import FORMAT
+from git_deployments.errors import CorruptRecord
+
+MAX_RECORD_BYTES = 64 * 1024
+MAX_INDEX_BYTES = 512 * 1024
+MAX_DEPTH = 8
+MAX_NODES = 20000
+
+M = TypeVar("M", bound=BaseModel)
+
+_dumper: Any = None
+_loader: Any = None
+
+
+def _yaml_dumper() -> Any:
+    global _dumper
+    if _dumper is None:
+        from ruamel.yaml import YAML
+
+        yaml = YAML(typ="safe", pure=True)
+        yaml.default_flow_style = False
+        yaml.allow_unicode = True
+        yaml.width = 4096
+        yaml.sort_base_mapping_type_on_output = False
+        _dumper = yaml
+    return _dumper
+
+
+def _yaml_loader() -> Any:
+    global _loader
+    if _loader is None:
+        from ruamel.yaml import YAML
+        from ruamel.yaml.composer import Composer
+        from ruamel.yaml.composer import ComposerError
+        from ruamel.yaml.events import AliasEvent
+
+        class BoundedComposer(Composer):  # type: ignore[misc]
+            """Refuses aliases and anchors (no YAML bombs), deep nesting and huge documents."""
+
+            depth = 0
+            nodes = 0
+
+            def compose_node(self, parent: Any, index: Any) -> Any:
+                if self.parser.check_event(AliasEvent):
+                    raise ComposerError(None, None, "aliases are not allowed in records")
+                event = self.parser.peek_event()
+                if getattr(event, "anchor", None) is not None:
+                    raise ComposerError(None, None, "anchors are not allowed in records")
+                BoundedComposer.nodes += 1
+                if BoundedComposer.nodes > MAX_NODES:
+                    raise ComposerError(None, None, "too many nodes")
+                BoundedComposer.depth += 1
+                try:
+                    if BoundedComposer.depth > MAX_DEPTH:
+                        raise ComposerError(None, None, "nested too deeply")
+                    return super().compose_node(parent, index)
+                finally:
+                    BoundedComposer.depth -= 1
+
+        yaml = YAML(typ="safe", pure=True)
+        yaml.Composer = BoundedComposer
+        _loader = (yaml, BoundedComposer)
+    return _loader
+
+
+def dump(model: BaseModel) -> bytes:
+    """The canonical text of a record: fixed key order, no flow style, UTF-8."""
+    data = model.model_dump(mode="json", exclude_none=False)
+    stream = io.StringIO()
+    _yaml_dumper().dump(data, stream)
+    return stream.getvalue().encode("utf-8")
+
+
+def load_data(raw: bytes, where: str, limit: int = MAX_RECORD_BYTES) -> Any:
+    """Parse YAML from a ref: bounded in size, depth and nodes; no aliases, no tags."""
+    if len(raw) > limit:
+        raise CorruptRecord(f"{where}: record is {len(raw)} bytes, more than the {limit} allowed")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CorruptRecord(f"{where}: record is not valid UTF-8") from None
+    yaml, composer = _yaml_loader()
+    composer.depth = 0
+    composer.nodes = 0
+    try:
+        return yaml.load(text)
+    except RecursionError:
+        raise CorruptRecord(f"{where}: record is nested too deeply") from None
+    except Exception as exc:  # ruamel raises many unrelated classes for bad input
+        reason = str(getattr(exc, "problem", None) or exc).splitlines()[0][:160]
+        raise CorruptRecord(f"{where}: record is not valid YAML ({reason})") from None
+
+
+def load(model: type[M], raw: bytes, where: str, limit: int = MAX_RECORD_BYTES) -> M:
+    data = load_data(raw, where, limit)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(part) for part in first["loc"]) or "record"
+        raise CorruptRecord(f"{where}: invalid record ({loc}: {first['msg']})") from None
+
+
+def format_blob() -> bytes:
+    return f"{FORMAT}\n".encode()
+
+
+def check_format(raw: bytes | None, where: str) -> None:
+    if raw is None:
+        raise CorruptRecord(f"{where}: no 'format' file; not a git-deployments timeline")
+    text = raw[:64].decode("utf-8", "replace").strip()
+    if text != FORMAT:
+        raise CorruptRecord(
+            f"{where}: unknown format {text!r} (this git-deploy reads {FORMAT!r}; "
+            "upgrade git-deployments?)"
+        )

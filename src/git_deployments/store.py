@@ -1,0 +1,336 @@
+"""A target's state at a tip of its timeline, and the one write path: lock, apply, commit, CAS."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from git_deployments import records
+from git_deployments.errors import ConflictError, CorruptRecord, DeployError, NotFound
+from git_deployments.gitrepo import CommitInfo, GitRepo, Person, RaceLost, open_repository
+from git_deployments.model import Deployment, Index, Request, Target, key_problem
+
+if TYPE_CHECKING:
+    from git_deployments.machine import Change, Effect, Oracle
+
+REF_PREFIX = "refs/deployments/"
+LOCK_TIMEOUT = 60.0
+MAX_TRIES = 12
+TRAILER_REQUEST = "Deploy-Request"
+
+
+def ref_name(key: str) -> str:
+    return REF_PREFIX + key
+
+
+def record_path(number: int) -> str:
+    """`deployments/1/2/123.yaml`: one directory level per leading digit, so every tree on
+    the path stays small (at most 20 entries) however long the history grows."""
+    digits = str(number)
+    return "deployments/" + "".join(f"{d}/" for d in digits[:-1]) + f"{digits}.yaml"
+
+
+def check_key(key: str) -> str:
+    problem = key_problem(key)
+    if problem:
+        raise DeployError(f"invalid target key {key!r}: {problem}")
+    return key
+
+
+class TreeSnapshot:
+    """The state of one target as stored in one commit of its timeline."""
+
+    def __init__(self, git: GitRepo, key: str, tip: str | None) -> None:
+        self.git = git
+        self.key = key
+        self.tip = tip
+        self.where = f"{ref_name(key)}@{tip[:12]}" if tip else ref_name(key)
+        self.tree: str | None = None
+        if tip is not None:
+            info = git.commit_info(tip)
+            self.tree = info.tree
+            records.check_format(git.read_path(info.tree, "format"), self.where)
+
+    def _blob(self, path: str) -> bytes | None:
+        return self.git.read_path(self.tree, path) if self.tree else None
+
+    @cached_property
+    def target(self) -> Target | None:
+        raw = self._blob("target.yaml")
+        if raw is None:
+            if self.tree is not None:
+                raise CorruptRecord(f"{self.where}: target.yaml is missing")
+            return None
+        target = records.load(Target, raw, f"{self.where}:target.yaml")
+        if target.key != self.key:
+            raise CorruptRecord(f"{self.where}: target.yaml names '{target.key}', not '{self.key}'")
+        return target
+
+    @cached_property
+    def index(self) -> Index | None:
+        raw = self._blob("index.yaml")
+        if raw is None:
+            if self.tree is not None:
+                raise CorruptRecord(f"{self.where}: index.yaml is missing")
+            return None
+        return records.load(Index, raw, f"{self.where}:index.yaml", records.MAX_INDEX_BYTES)
+
+    def record(self, number: int) -> Deployment | None:
+        path = record_path(number)
+        raw = self._blob(path)
+        if raw is None:
+            return None
+        record = records.load(Deployment, raw, f"{self.where}:{path}")
+        if record.number != number:
+            raise CorruptRecord(f"{self.where}:{path} holds deployment #{record.number}")
+        return record
+
+    def require(self) -> tuple[Target, Index]:
+        if self.target is None or self.index is None:
+            raise NotFound(f"unknown target '{self.key}'")
+        return self.target, self.index
+
+    def all_records(self) -> list[Deployment]:
+        """Every record in the tree, by number (a full scan: for listing and fsck)."""
+        if self.tree is None:
+            return []
+        found = []
+        for path, oid, _mode in self.git.walk_tree(self.tree):
+            if not path.startswith("deployments/"):
+                continue
+            raw = self.git.read_blob(oid)
+            found.append(records.load(Deployment, raw, f"{self.where}:{path}"))
+        return sorted(found, key=lambda r: r.number)
+
+
+@dataclass
+class WriteResult:
+    key: str
+    commit: str
+    change: Change
+    request: Request
+
+    @property
+    def record(self) -> Deployment | None:
+        if self.change.number is None:
+            return None
+        return self.change.records.get(self.change.number)
+
+
+class GitOracle:
+    """Answers the machine's questions from this repository (and other local repositories the
+    target records); None where the commit or repository is not available."""
+
+    def __init__(self, git: GitRepo, target: Target | None) -> None:
+        self.git = git
+        self.target = target
+        self._others: dict[str, GitRepo | None] = {}
+
+    def repo_for(self, name: str) -> GitRepo | None:
+        if self.target is None or name == self.target.repository:
+            return self.git
+        if name not in self._others:
+            location = self.target.location_of(name)
+            repo = None
+            if location and not location.startswith(("-",)) and Path(location).exists():
+                try:
+                    repo = open_repository(location)
+                except DeployError:
+                    repo = None
+            self._others[name] = repo
+        return self._others[name]
+
+    def describe(self, repository: str, commit: str) -> str | None:
+        repo = self.repo_for(repository)
+        if repo is None or not repo.has_object(commit):
+            return None
+        return repo.describe(commit)
+
+    def is_ancestor(self, repository: str, ancestor: str, descendant: str) -> bool | None:
+        repo = self.repo_for(repository)
+        if repo is None or not (repo.has_object(ancestor) and repo.has_object(descendant)):
+            return None
+        return repo.is_ancestor(ancestor, descendant)
+
+
+class Store:
+    def __init__(self, git: GitRepo) -> None:
+        self.git = git
+
+    # --- reading ---
+
+    def keys(self) -> list[str]:
+        keys = []
+        for name, _ in self.git.list_refs(REF_PREFIX):
+            key = name[len(REF_PREFIX):]
+            if key_problem(key) is None:
+                keys.append(key)
+        return keys
+
+    def snapshot(self, key: str, tip: str | None = None) -> TreeSnapshot:
+        check_key(key)
+        if tip is None:
+            tip = self.git.read_ref(ref_name(key))
+        return TreeSnapshot(self.git, key, tip)
+
+    def existing(self, key: str) -> TreeSnapshot:
+        snap = self.snapshot(key)
+        if snap.tip is None:
+            known = ", ".join(self.keys()) or "none yet; create one with 'git deploy target create'"
+            raise NotFound(f"unknown target '{key}' (targets: {known})")
+        return snap
+
+    def deployment(self, key: str, number: int) -> tuple[TreeSnapshot, Deployment]:
+        snap = self.existing(key)
+        record = snap.record(number)
+        if record is None:
+            raise NotFound(f"target '{key}' has no deployment #{number}")
+        return snap, record
+
+    def timeline(self, key: str, tip: str | None = None) -> Iterator[CommitInfo]:
+        """The commits of a target's timeline, newest first."""
+        tip = tip or self.git.read_ref(ref_name(key))
+        while tip:
+            info = self.git.commit_info(tip)
+            yield info
+            tip = info.parents[0] if info.parents else None
+
+    # --- writing ---
+
+    def lock_path(self, key: str) -> Path:
+        return self.git.git_dir / "git-deployments" / "locks" / f"{key}.lock"
+
+    def lock(self, key: str) -> Any:
+        from filelock import FileLock
+
+        path = self.lock_path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DeployError(f"cannot write to the repository ({path.parent}): "
+                              f"{exc.strerror or exc}") from None
+        return FileLock(str(path), timeout=LOCK_TIMEOUT)
+
+    def write(self, request: Request, oracle: Oracle | None = None) -> WriteResult:
+        """Apply `request` to the tip of its target and move the ref, atomically."""
+        from filelock import Timeout as LockTimeout
+
+        key = check_key(request.target)
+        lock = self.lock(key)
+        try:
+            with lock:
+                return self._write_locked(key, request, oracle)
+        except LockTimeout:
+            raise ConflictError(
+                f"another git deploy has held the lock on target '{key}' for "
+                f"{LOCK_TIMEOUT:.0f}s ({self.lock_path(key)}); try again") from None
+        except PermissionError as exc:
+            raise DeployError(f"cannot write to the repository: {exc.strerror or exc}") from None
+
+    def _write_locked(self, key: str, request: Request, oracle: Oracle | None) -> WriteResult:
+        from git_deployments import machine
+
+        ref = ref_name(key)
+        for attempt in range(MAX_TRIES):
+            tip = self.git.read_ref(ref)
+            snap = TreeSnapshot(self.git, key, tip)
+            change = machine.apply(snap, request, oracle or GitOracle(self.git, snap.target))
+            recorded = request.model_copy(update={"facts": change.facts})
+            tree = self.build_tree(snap, change)
+            message = compose_message(recorded, change)
+            author = Person.parse(request.by)
+            commit = self.git.create_commit(tree, [tip] if tip else [], message, author,
+                                            int(request.at.timestamp()))
+            try:
+                self.git.update_ref(ref, commit, tip, f"git-deploy: {change.subject}")
+            except RaceLost:
+                # someone moved the ref without our lock (a fetch, another clone's push)
+                time.sleep(min(2.0, 0.01 * 2 ** attempt) * random.uniform(0.5, 1.5))
+                continue
+            return WriteResult(key=key, commit=commit, change=change, request=recorded)
+        raise ConflictError(f"target '{key}' kept changing under this write ({MAX_TRIES} tries); "
+                            "try again")
+
+    def build_tree(self, snap: TreeSnapshot, change: Change) -> str:
+        files: dict[str, bytes | None] = {}
+        if snap.tree is None:
+            files["format"] = records.format_blob()
+        if snap.tree is None or change.target != snap.target:
+            files["target.yaml"] = records.dump(change.target)
+        if snap.tree is None or change.index != snap.index:
+            files["index.yaml"] = records.dump(change.index)
+        for number, record in change.records.items():
+            files[record_path(number)] = records.dump(record) if record is not None else None
+        return self.git.write_tree(snap.tree, files)
+
+
+def compose_message(request: Request, change: Change) -> str:
+    """Subject, body, then trailers a person and `git log --format=%(trailers)` can read."""
+    lines = [change.subject.replace("\n", " ")[:200], ""]
+    if change.body:
+        lines += [change.body.strip(), ""]
+    op = str(getattr(request, "op"))
+    trailers = [("Deploy-Op", op)]
+    record = change.records.get(change.number) if change.number is not None else None
+    if change.number is not None:
+        trailers.append(("Deploy-Number", str(change.number)))
+    def arrow(effect: Effect) -> str:
+        return f"{effect.old or 'none'} -> {effect.new or 'deleted'}"
+
+    trailers += [("Deploy-Status", arrow(e)) for e in change.effects if e.number == change.number]
+    trailers += [("Deploy-Also", f"#{e.number} {arrow(e)}") for e in change.effects
+                 if e.number != change.number]
+    if record is not None:
+        if record.version:
+            trailers.append(("Deploy-Version", record.version.replace("\n", " ")))
+        for ref in record.commits:
+            trailers.append(("Deploy-Commit", ref.label(short=False)))
+        if record.rollback_of:
+            trailers.append(("Deploy-Rollback-Of", str(record.rollback_of)))
+    trailers.append(("Deploy-Op-Id", request.op_id))
+    payload = request.model_dump(mode="json", exclude_none=True)
+    trailers.append((TRAILER_REQUEST, json.dumps(payload, separators=(",", ":"),
+                                                 ensure_ascii=True, sort_keys=True)))
+    lines += [f"{name}: {value}" for name, value in trailers]
+    return "\n".join(lines) + "\n"
+
+
+def parse_trailers(message: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    paragraphs = message.rstrip("\n").split("\n\n")
+    for line in paragraphs[-1].splitlines():
+        name, sep, value = line.partition(": ")
+        if sep and name.startswith("Deploy-"):
+            found.setdefault(name, []).append(value)
+    return found
+
+
+def recorded_request(message: str, where: str = "timeline commit") -> Request:
+    """The request a timeline commit recorded, validated."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from git_deployments.model import Operation
+
+    values = parse_trailers(message).get(TRAILER_REQUEST)
+    if not values:
+        raise CorruptRecord(f"{where}: no {TRAILER_REQUEST} trailer")
+    if len(values[-1]) > records.MAX_RECORD_BYTES:
+        raise CorruptRecord(f"{where}: recorded request too large")
+    try:
+        data = json.loads(values[-1])
+        request: Request = TypeAdapter(Operation).validate_python(data)
+    except (ValueError, ValidationError) as exc:
+        raise CorruptRecord(f"{where}: recorded request is invalid ({str(exc).splitlines()[0]})") \
+            from None
+    return request
+
+
+def open_store(path: str | os.PathLike[str] | None = None) -> Store:
+    return Store(open_repository(path))

@@ -1,0 +1,88 @@
+"""Times and durations as the tool reads and writes them: UTC, second precision."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from git_deployments.errors import DeployError
+
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+MAX_DURATION = 366 * 24 * 3600
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def parse_duration(text: str) -> int:
+    """`90s`, `30m`, `2h`, `1h30m`, `1d` or a bare number of seconds -> seconds."""
+    value = text.strip().lower()
+    if value.isdigit():
+        seconds = int(value)
+    else:
+        match = _DURATION.match(value)
+        if not value or not match or not any(match.groups()):
+            raise DeployError(f"invalid duration {text!r}: use forms like 90s, 30m, 2h or 1h30m")
+        d, h, m, s = (int(g) if g else 0 for g in match.groups())
+        seconds = ((d * 24 + h) * 60 + m) * 60 + s
+    if seconds <= 0 or seconds > MAX_DURATION:
+        raise DeployError(f"invalid duration {text!r}: must be between 1s and 366d")
+    return seconds
+
+
+def format_duration(seconds: int) -> str:
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts) or "0s"
+
+
+def parse_datetime(text: str, *, reference: datetime | None = None) -> datetime:
+    """An ISO 8601 time (local time when no zone is given), `now`, or `+30m` from now."""
+    value = text.strip()
+    base = reference or now()
+    if value == "now":
+        return base
+    if value.startswith("+"):
+        return base + timedelta(seconds=parse_duration(value[1:]))
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise DeployError(
+            f"invalid time {text!r}: use ISO 8601 (2026-05-01T14:00, 2026-05-01 14:00+02:00), "
+            "'now' or '+2h'"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.astimezone()
+    return parsed.astimezone(UTC).replace(microsecond=0)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def relative(moment: datetime, reference: datetime | None = None) -> str:
+    """`3 days ago`, `in 2 hours`, `just now`."""
+    delta = int(((reference or now()) - moment).total_seconds())
+    future = delta < 0
+    delta = abs(delta)
+    if delta < 45:
+        return "just now"
+    for unit, size in (("year", 31536000), ("month", 2592000), ("week", 604800),
+                       ("day", 86400), ("hour", 3600), ("minute", 60)):
+        if delta >= size:
+            count = round(delta / size) if unit != "year" else delta // size
+            break
+    else:  # pragma: no cover - delta >= 45 always meets "minute"
+        unit, count = "minute", 1
+    text = f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"in {text}" if future else f"{text} ago"
+
+
+def span(moment: datetime, reference: datetime | None = None) -> str:
+    """`3 days` (how long since), for 'current for 3 days'."""
+    text = relative(moment, reference)
+    return text.removesuffix(" ago").removeprefix("in ") if text != "just now" else "a moment"
