@@ -34,9 +34,11 @@ class Parser(argparse.ArgumentParser):
 class Context:
     """What every command gets: the repository (opened on first use) and global options."""
 
-    def __init__(self, repo_path: str | None, debug: bool) -> None:
+    def __init__(self, repo_path: str | None, debug: bool, sync_remote: str | None = None) -> None:
         self.repo_path = repo_path
         self.debug = debug
+        # set by --sync[=REMOTE] on write commands: fetch, apply, push, retry
+        self.sync_remote = sync_remote
         self._store: Any = None
 
     @property
@@ -50,6 +52,14 @@ class Context:
     @property
     def git(self) -> Any:
         return self.store.git
+
+    def write(self, request: Any) -> Any:
+        """Every write command's one way to record a request."""
+        if self.sync_remote is not None:
+            from git_deployments.sync import write_synced
+
+            return write_synced(self.store, request, self.sync_remote or None)
+        return self.store.write(request)
 
 
 def build_parser() -> Parser:
@@ -83,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv or ["status"])
         if args.command is None:
             args = parser.parse_args([*argv, "status"])
-        return dispatch(args, Context(args.repo, args.debug))
+        return dispatch(args, Context(args.repo, args.debug, getattr(args, "sync", None)))
     except DeployError as exc:
         if debug:
             raise

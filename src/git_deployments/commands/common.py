@@ -16,6 +16,9 @@ def add_json(parser: argparse.ArgumentParser) -> None:
 def add_write_options(parser: argparse.ArgumentParser) -> None:
     """Options every write command takes."""
     add_json(parser)
+    parser.add_argument("--sync", nargs="?", const="", default=None, metavar="REMOTE",
+                        help="fetch from the remote first and push the change (default remote: "
+                             "origin); replays and retries when another clone raced")
 
 
 def number(text: str) -> int:

@@ -120,7 +120,7 @@ def cmd_deploy(ctx: Any, op: str, target: str, version: str | None, commit: list
     if at is not None:
         fields["scheduled_for"] = parse_datetime(at)
     request = intake.new_request(Deploy, ctx.git, target, **fields)
-    return report(ctx, ctx.store.write(request), as_json)
+    return report(ctx, ctx.write(request), as_json)
 
 
 def cmd_set_status(ctx: Any, target: str, number: int, status: str, reason: str | None,
@@ -131,7 +131,7 @@ def cmd_set_status(ctx: Any, target: str, number: int, status: str, reason: str 
     ctx.store.existing(target)
     request = intake.new_request(SetStatus, ctx.git, target, number=number, status=status,
                                  reason=reason)
-    return report(ctx, ctx.store.write(request), as_json)
+    return report(ctx, ctx.write(request), as_json)
 
 
 def cmd_edit(ctx: Any, target: str, number: int, version: str | None, description: str | None,
@@ -151,7 +151,7 @@ def cmd_edit(ctx: Any, target: str, number: int, version: str | None, descriptio
     request = intake.new_request(
         Edit, ctx.git, target, number=number, version=version, description=description,
         external_link=link, scheduled_for=parse_datetime(at) if at else None)
-    return report(ctx, ctx.store.write(request), as_json)
+    return report(ctx, ctx.write(request), as_json)
 
 
 def cmd_delete(ctx: Any, target: str, number: int, as_json: bool = False) -> int:
@@ -160,7 +160,7 @@ def cmd_delete(ctx: Any, target: str, number: int, as_json: bool = False) -> int
 
     ctx.store.deployment(target, number)
     request = intake.new_request(Delete, ctx.git, target, number=number)
-    return report(ctx, ctx.store.write(request), as_json)
+    return report(ctx, ctx.write(request), as_json)
 
 
 def cmd_comment(ctx: Any, target: str, number: int | None, message: str,
@@ -173,4 +173,4 @@ def cmd_comment(ctx: Any, target: str, number: int | None, message: str,
     else:
         ctx.store.existing(target)
     request = intake.new_request(Comment, ctx.git, target, number=number, text=message)
-    return report(ctx, ctx.store.write(request), as_json)
+    return report(ctx, ctx.write(request), as_json)

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from git_deployments.commands.common import add_json, duration_or_off, target_key
+from git_deployments.commands.common import (
+    add_json,
+    add_write_options,
+    duration_or_off,
+    target_key,
+)
 from git_deployments.errors import DeployError
 from git_deployments.output import Output
 from git_deployments.timeutil import format_duration, iso
@@ -23,13 +28,13 @@ def register(subparsers: Any) -> None:
     create = sub.add_parser("create", help="create a target")
     create.add_argument("key", type=target_key, help="unique key, e.g. production")
     _settings(create, creating=True)
-    add_json(create)
+    add_write_options(create)
     create.set_defaults(func=cmd_create)
 
     edit = sub.add_parser("edit", help="change a target's settings")
     edit.add_argument("key", type=target_key)
     _settings(edit, creating=False)
-    add_json(edit)
+    add_write_options(edit)
     edit.set_defaults(func=cmd_edit)
 
     show = sub.add_parser("show", help="a target's settings and state")
@@ -46,7 +51,7 @@ def register(subparsers: Any) -> None:
                                  ("unarchive", False, "bring an archived target back")):
         p = sub.add_parser(name, help=text)
         p.add_argument("key", type=target_key)
-        add_json(p)
+        add_write_options(p)
         p.set_defaults(func=cmd_archive, archived=archived)
 
 
@@ -124,7 +129,7 @@ def cmd_create(ctx: Any, key: str, as_json: bool = False, **args: Any) -> int:
     if home in (args.get("remove_repository") or []):
         raise DeployError(f"'{home}' holds the target's ref and cannot be removed")
     request = intake.new_request(CreateTarget, git, key, repository=home, settings=settings)
-    result = ctx.store.write(request)
+    result = ctx.write(request)
     return _print_target(Output(as_json), result.change.target, result.commit,
                          f"created target '{key}' (repository '{home}')")
 
@@ -142,7 +147,7 @@ def cmd_edit(ctx: Any, key: str, as_json: bool = False, **args: Any) -> int:
         raise DeployError("nothing to change: give at least one option (see "
                           "'git deploy target edit -h')")
     request = intake.new_request(EditTarget, ctx.git, key, settings=settings)
-    result = ctx.store.write(request)
+    result = ctx.write(request)
     return _print_target(Output(as_json), result.change.target, result.commit,
                          f"updated target '{key}'")
 
@@ -153,7 +158,7 @@ def cmd_archive(ctx: Any, key: str, archived: bool, as_json: bool = False) -> in
 
     ctx.store.existing(key).require()
     request = intake.new_request(ArchiveTarget, ctx.git, key, archived=archived)
-    result = ctx.store.write(request)
+    result = ctx.write(request)
     verb = "archived" if archived else "unarchived"
     return _print_target(Output(as_json), result.change.target, result.commit,
                          f"{verb} target '{key}'")

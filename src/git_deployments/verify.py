@@ -1,0 +1,90 @@
+"""Checking stored history: each timeline commit must be exactly what replaying its recorded
+request on its parent produces. Used by fsck and by the server's pre-receive hook."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from git_deployments import machine, records
+from git_deployments.errors import CorruptRecord, DeployError
+from git_deployments.gitrepo import GitRepo
+from git_deployments.model import CreateTarget, Request
+from git_deployments.store import GitOracle, TreeSnapshot, parse_trailers, recorded_request
+
+
+class _Recorded:
+    """The facts a request recorded; anything else asked of the repository."""
+
+    def __init__(self, fallback: machine.Oracle) -> None:
+        self.fallback = fallback
+
+    def describe(self, repository: str, commit: str) -> str | None:
+        return self.fallback.describe(repository, commit)
+
+    def is_ancestor(self, repository: str, ancestor: str, descendant: str) -> bool | None:
+        return self.fallback.is_ancestor(repository, ancestor, descendant)
+
+
+@dataclass
+class Verified:
+    commit: str
+    request: Request
+    change: machine.Change
+
+
+def verify_commit(git: GitRepo, key: str, commit: str) -> Verified:
+    """Raise CorruptRecord naming `commit` and the reason when it is not a legal change."""
+    short = commit[:12]
+    try:
+        info = git.commit_info(commit)
+    except DeployError as exc:
+        raise CorruptRecord(f"{short}: {exc}") from None
+    if len(info.parents) > 1:
+        raise CorruptRecord(f"{short}: a timeline commit has one parent; this is a merge")
+    parent = info.parents[0] if info.parents else None
+    request = recorded_request(info.message, short)
+    if request.target != key:
+        raise CorruptRecord(f"{short}: records a change to '{request.target}', not '{key}'")
+    if (parent is None) != isinstance(request, CreateTarget):
+        raise CorruptRecord(f"{short}: a timeline starts with target-create and only there")
+    try:
+        before = TreeSnapshot(git, key, parent)
+    except CorruptRecord as exc:
+        raise CorruptRecord(f"{short}: its parent is unreadable: {exc}") from None
+    records.check_format(git.read_path(info.tree, "format"), f"{short}")
+    try:
+        oracle = GitOracle(git, before.target)
+        change = machine.apply(before, request, _Recorded(oracle))
+    except CorruptRecord as exc:
+        raise CorruptRecord(f"{short}: {exc}") from None
+    except DeployError as exc:
+        raise CorruptRecord(f"{short}: illegal {getattr(request, 'op', '?')}: {exc}") from None
+    from git_deployments.store import Store
+
+    expected = Store(git).build_tree(before, change)
+    if expected != info.tree:
+        raise CorruptRecord(f"{short}: its tree is not what its recorded "
+                            f"{getattr(request, 'op', '?')} gives on its parent "
+                            "(edited records or index, or files outside the layout)")
+    trailers = parse_trailers(info.message)
+    op_ids = trailers.get("Deploy-Op-Id", [])
+    if op_ids and op_ids[-1] != request.op_id:
+        raise CorruptRecord(f"{short}: Deploy-Op-Id does not match the recorded request")
+    return Verified(commit=commit, request=request, change=change)
+
+
+def verify_index(git: GitRepo, key: str, tip: str) -> None:
+    """The full check the replay makes inductive: the index equals what all records say."""
+    snap = TreeSnapshot(git, key, tip)
+    target, index = snap.require()
+    found = snap.all_records()
+    if found and index.next_number <= found[-1].number:
+        raise CorruptRecord(f"{tip[:12]}: index next_number {index.next_number} is not above "
+                            f"the highest record #{found[-1].number}")
+    try:
+        expected = machine.derive_index(found, index.next_number)
+    except DeployError as exc:
+        raise CorruptRecord(f"{tip[:12]}: the records break an invariant: {exc}") from None
+    if expected != index:
+        raise CorruptRecord(f"{tip[:12]}: index.yaml does not match the records")
+    del target
