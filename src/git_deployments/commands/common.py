@@ -21,9 +21,13 @@ def add_write_options(parser: argparse.ArgumentParser) -> None:
                              "origin); replays and retries when another clone raced")
 
 
+# Converters raise DeployError (exit 1: an invalid value), which argparse lets through, rather
+# than ArgumentTypeError (exit 2: the command line's shape is wrong).
+
+
 def number(text: str) -> int:
     if not text.isdigit() or len(text) > 12 or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"invalid deployment number {text!r}")
+        raise DeployError(f"invalid deployment number {text!r}: expected 1, 2, 3...")
     return int(text)
 
 
@@ -32,7 +36,7 @@ def target_key(text: str) -> str:
 
     problem = key_problem(text)
     if problem:
-        raise argparse.ArgumentTypeError(f"invalid target key {text!r}: {problem}")
+        raise DeployError(f"invalid target key {text!r}: {problem}")
     return text
 
 
@@ -43,10 +47,7 @@ def duration_or_off(text: str) -> int | str:
         return "off"
     if text.lower() == "on":
         return "on"
-    try:
-        return parse_duration(text)
-    except DeployError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("invalid duration ")) from None
+    return parse_duration(text)
 
 
 def require(value: Any, message: str) -> Any:
