@@ -235,28 +235,36 @@ class Store:
             raise DeployError(f"cannot write to the repository: {exc.strerror or exc}") from None
 
     def _write_locked(self, key: str, request: Request, oracle: Oracle | None) -> WriteResult:
-        from git_deployments import machine
-
         ref = ref_name(key)
         for attempt in range(MAX_TRIES):
             tip = self.git.read_ref(ref)
-            snap = TreeSnapshot(self.git, key, tip)
-            change = machine.apply(snap, request, oracle or GitOracle(self.git, snap.target))
-            recorded = request.model_copy(update={"facts": change.facts})
-            tree = self.build_tree(snap, change)
-            message = compose_message(recorded, change)
-            author = Person.parse(request.by)
-            commit = self.git.create_commit(tree, [tip] if tip else [], message, author,
-                                            int(request.at.timestamp()))
+            result = self.prepare(key, tip, request, oracle)
             try:
-                self.git.update_ref(ref, commit, tip, f"git-deploy: {change.subject}")
+                self.git.update_ref(ref, result.commit, tip,
+                                    f"git-deploy: {result.change.subject}")
             except RaceLost:
                 # someone moved the ref without our lock (a fetch, another clone's push)
                 time.sleep(min(2.0, 0.01 * 2 ** attempt) * random.uniform(0.5, 1.5))
                 continue
-            return WriteResult(key=key, commit=commit, change=change, request=recorded)
+            return result
         raise ConflictError(f"target '{key}' kept changing under this write ({MAX_TRIES} tries); "
                             "try again")
+
+    def prepare(self, key: str, tip: str | None, request: Request,
+                oracle: Oracle | None = None) -> WriteResult:
+        """The timeline commit `request` makes on `tip`, written but on no ref yet: the core of
+        every write, and what sync uses to replay an operation onto another tip."""
+        from git_deployments import machine
+
+        snap = TreeSnapshot(self.git, key, tip)
+        change = machine.apply(snap, request, oracle or GitOracle(self.git, snap.target))
+        recorded = request.model_copy(update={"facts": change.facts})
+        tree = self.build_tree(snap, change)
+        message = compose_message(recorded, change)
+        author = Person.parse(request.by)
+        commit = self.git.create_commit(tree, [tip] if tip else [], message, author,
+                                        int(request.at.timestamp()))
+        return WriteResult(key=key, commit=commit, change=change, request=recorded)
 
     def build_tree(self, snap: TreeSnapshot, change: Change) -> str:
         files: dict[str, bytes | None] = {}
