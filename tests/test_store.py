@@ -163,9 +163,9 @@ def test_a_write_that_always_loses_gives_up_clearly(repo: Path, store: Store,
         store.write(request(Deploy, 1, op="schedule", commits=refs("a" * 40)))
 
 
-def plant(repo: Path, files: dict[str, bytes]) -> None:
-    """Replace the tip of refs/deployments/prod with a commit holding `files`."""
-    tip = git(repo, "rev-parse", "refs/deployments/prod")
+def plant(repo: Path, files: dict[str, bytes], key: str = "prod") -> None:
+    """Replace the tip of refs/deployments/<key> with a commit holding `files`."""
+    tip = git(repo, "rev-parse", f"refs/deployments/{key}")
     tree = git(repo, "rev-parse", f"{tip}^{{tree}}")
     env = {"GIT_INDEX_FILE": str(repo / ".git" / "planted-index")}
     git(repo, "read-tree", tree, env=env)
@@ -175,7 +175,7 @@ def plant(repo: Path, files: dict[str, bytes]) -> None:
         git(repo, "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=env)
     new_tree = git(repo, "write-tree", env=env)
     commit = git(repo, "commit-tree", new_tree, "-p", tip, "-m", "planted")
-    git(repo, "update-ref", "refs/deployments/prod", commit)
+    git(repo, "update-ref", f"refs/deployments/{key}", commit)
 
 
 @pytest.mark.parametrize("files, message", [

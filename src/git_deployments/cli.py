@@ -81,7 +81,10 @@ def build_parser() -> Parser:
 def dispatch(args: argparse.Namespace, ctx: Context) -> int:
     func: Callable[..., int] = args.func
     wanted = inspect.signature(func).parameters
-    kwargs = {name: value for name, value in vars(args).items() if name in wanted}
+    takes_all = any(p.kind == p.VAR_KEYWORD for p in wanted.values())
+    skip = {"func", "command", "repo", "debug", "sync", "target_command"}
+    kwargs = {name: value for name, value in vars(args).items()
+              if name in wanted or (takes_all and name not in skip)}
     return func(ctx, **kwargs)
 
 

@@ -224,7 +224,10 @@ def cmd_log(ctx: Any, target: str | None = None, limit: int = 50, as_json: bool 
     keys = [target] if target else store.keys()
     if target:
         store.existing(target)
-    streams = [((-info.author_time, key, info) for info in store.timeline(key)) for key in keys]
+    def stream(key: str) -> Any:
+        return ((-info.author_time, key, info) for info in store.timeline(key))
+
+    streams = [stream(key) for key in keys]
     entries = []
     for _, key, info in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
         entries.append(log_entry(key, info))
