@@ -98,7 +98,7 @@ Text = Annotated[str, Field(max_length=MAX_TEXT)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, defer_build=True)
 
 
 class CommitRef(Strict):
