@@ -7,14 +7,15 @@ import os
 import re
 import socket
 import uuid
+from datetime import datetime
 from typing import Any, TypeVar
 
 from git_deployments import ci
 from git_deployments.errors import DeployError, NotFound, UsageError
 from git_deployments.gitrepo import GitRepo, Person, open_repository
 from git_deployments.model import COMMIT_PATTERN, CommitRef, ExternalLink, Request, Target
-from git_deployments.model import REPOSITORY_PATTERN, branch_is_valid
-from git_deployments.timeutil import now
+from git_deployments.model import REPOSITORY_PATTERN, branch_is_valid, key_problem
+from git_deployments.timeutil import now, parse_datetime
 
 R = TypeVar("R", bound=Request)
 
@@ -39,12 +40,39 @@ def _person(text: str) -> str:
     return text if "<" in text else f"{text} <{text}>"
 
 
+def clock() -> datetime:
+    """Now — or GIT_DEPLOY_NOW (ISO 8601), the time to stamp on changes and to measure
+    relative times from: for backfilling history, demos and tests."""
+    value = os.environ.get("GIT_DEPLOY_NOW", "").strip()
+    if not value:
+        return now()
+    try:
+        return parse_datetime(value)
+    except DeployError:
+        raise DeployError(f"invalid GIT_DEPLOY_NOW {value!r}: use ISO 8601, e.g. "
+                          "2026-05-01T14:00:00Z") from None
+
+
+def default_target(target: str | None) -> str:
+    """The target named on the command line, else a CI job's GIT_DEPLOY_TARGET."""
+    if target is not None:
+        return target
+    context = ci.detect()
+    if context is None or context.target is None:
+        raise UsageError("no target given: name one (e.g. 'production') or set "
+                         "GIT_DEPLOY_TARGET")
+    problem = key_problem(context.target)
+    if problem:
+        raise UsageError(f"invalid GIT_DEPLOY_TARGET {context.target!r}: {problem}")
+    return context.target
+
+
 def new_request(cls: type[R], git: GitRepo | None, target: str, **fields: Any) -> R:
-    """A request stamped with a fresh id, the time and the asker."""
+    """A request stamped with a fresh id, the time (see `clock`) and the asker."""
     from pydantic import ValidationError
 
     base: dict[str, Any] = {"op_id": uuid.uuid4().hex, "target": target}
-    base.setdefault("at", fields.pop("at", None) or now())
+    base.setdefault("at", fields.pop("at", None) or clock())
     base.setdefault("by", fields.pop("by", None) or actor(git))
     try:
         return cls.model_validate({**base, **fields})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, TextIO
 
 from git_deployments.commands.common import add_write_options, number, target_key
 from git_deployments.output import Output, deployment_json
@@ -20,7 +20,7 @@ DEPLOY_HELP = {
 def register(subparsers: Any) -> None:
     for op, text in DEPLOY_HELP.items():
         p = subparsers.add_parser(op, help=text, description=text[0].upper() + text[1:] + ".")
-        p.add_argument("target", type=target_key)
+        add_target_argument(p)
         add_deploy_options(p)
         if op == "schedule":
             p.add_argument("--at", metavar="DATETIME",
@@ -63,6 +63,11 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=cmd_comment)
 
 
+def add_target_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", type=target_key, nargs="?",
+                   help="the target's key (default: $GIT_DEPLOY_TARGET)")
+
+
 def add_deploy_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--version", help="the version (default: git describe --tags --always)")
     p.add_argument("--commit", action="append", default=[], metavar="REPO:BRANCH[:COMMIT]",
@@ -75,8 +80,8 @@ def add_deploy_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reason", help="why, kept in the deployment's history")
 
 
-def report(ctx: Any, result: WriteResult, as_json: bool) -> int:
-    out = Output(as_json)
+def report(ctx: Any, result: WriteResult, as_json: bool, stream: TextIO | None = None) -> int:
+    out = Output(as_json, stream)
     record = result.record
     if as_json:
         data: dict[str, Any] = {"timeline_commit": result.commit,
@@ -98,14 +103,25 @@ def report(ctx: Any, result: WriteResult, as_json: bool) -> int:
     return 0
 
 
-def cmd_deploy(ctx: Any, op: str, target: str, version: str | None, commit: list[str],
+def cmd_deploy(ctx: Any, op: str, target: str | None, version: str | None, commit: list[str],
                branch: str | None, ext_label: str | None, ext_url: str | None,
                description: str | None, reason: str | None, at: str | None = None,
                as_json: bool = False) -> int:
+    request = deploy_request(ctx, op, target, version, commit, branch, ext_label, ext_url,
+                             description, reason, at)
+    return report(ctx, ctx.write(request), as_json)
+
+
+def deploy_request(ctx: Any, op: str, target: str | None, version: str | None,
+                   commit: list[str], branch: str | None, ext_label: str | None,
+                   ext_url: str | None, description: str | None, reason: str | None,
+                   at: str | None = None) -> Any:
+    """The Deploy request a schedule/start/finish/fail command line asks for."""
     from git_deployments import ci, intake
     from git_deployments.model import Deploy
     from git_deployments.timeutil import parse_datetime
 
+    target = intake.default_target(target)
     snap = ctx.store.existing(target)
     record_target, _ = snap.require()
     refs = intake.resolve_refs(ctx.git, record_target, commit, branch=branch, op=op)
@@ -118,9 +134,8 @@ def cmd_deploy(ctx: Any, op: str, target: str, version: str | None, commit: list
         "reason": reason, "external_link": intake.external_link(ext_label, ext_url),
     }
     if at is not None:
-        fields["scheduled_for"] = parse_datetime(at)
-    request = intake.new_request(Deploy, ctx.git, target, **fields)
-    return report(ctx, ctx.write(request), as_json)
+        fields["scheduled_for"] = parse_datetime(at, reference=intake.clock())
+    return intake.new_request(Deploy, ctx.git, target, **fields)
 
 
 def cmd_set_status(ctx: Any, target: str, number: int, status: str, reason: str | None,

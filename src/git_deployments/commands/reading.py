@@ -45,6 +45,13 @@ def register(subparsers: Any) -> None:
 # --- status ------------------------------------------------------------------------------------
 
 
+def clock() -> datetime:
+    """What relative times are measured from (GIT_DEPLOY_NOW when set, as for writes)."""
+    from git_deployments.intake import clock as intake_clock
+
+    return intake_clock()
+
+
 def target_status(store: Any, key: str) -> dict[str, Any]:
     """One target's summary, from its index and at most a few records: O(1) in history."""
     snap = store.snapshot(key)
@@ -92,7 +99,7 @@ def cmd_status(ctx: Any, all: bool = False, as_json: bool = False) -> int:
     if not rows:
         out.line("no targets yet; create one with 'git deploy target create <key>'")
         return 0
-    now = datetime.now(UTC)
+    now = clock()
     table = []
     for row in rows:
         current = _record(row["current"])
@@ -144,7 +151,7 @@ def cmd_list(ctx: Any, target: str, status: list[str] | None = None, limit: int 
     if not found:
         out.line(f"no deployments on '{target}'")
         return 0
-    now = datetime.now(UTC)
+    now = clock()
     out.table(["#", "STATUS", "VERSION", "COMMITS", "SINCE", "BY"], [
         (str(r.number), out.status(r.status), r.version or "-",
          ", ".join(f"{c.branch}@{c.commit[:7] if c.commit else 'latest'}" for c in r.commits),
@@ -175,7 +182,7 @@ def cmd_show(ctx: Any, target: str, number: int | None = None, as_json: bool = F
 
 
 def print_deployment(out: Output, key: str, record: Deployment) -> None:
-    now = datetime.now(UTC)
+    now = clock()
     out.line(out.bold(f"{key} #{record.number}") + f"  {out.status(record.status)}"
              f"  {record.version or '(no version)'}")
     for ref in record.commits:
@@ -237,7 +244,7 @@ def cmd_log(ctx: Any, target: str | None = None, limit: int = 50, as_json: bool 
     if as_json:
         out.json(entries)
         return 0
-    now = datetime.now(UTC)
+    now = clock()
     for entry in entries:
         moment = datetime.fromisoformat(entry["at"].replace("Z", "+00:00"))
         who = entry["by"].split(" <")[0]
