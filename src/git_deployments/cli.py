@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "git_deployments.commands.targets",
     "git_deployments.commands.deployments",
     "git_deployments.commands.run",
+    "git_deployments.commands.watch",
 )
 
 EXIT_INTERRUPTED = 130

@@ -1,0 +1,639 @@
+"""Notifications: subscriptions kept in git config, one event per status change read from the
+timelines, and at-least-once delivery to a command or a webhook from cursors under $GIT_DIR.
+
+Each subscription has its own cursor file (per target, the last timeline commit it was given),
+so a subscriber that fails stays behind on its own and is retried later, while the others and
+the watcher's timeouts carry on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from git_deployments.errors import DeployError, NotFound
+from git_deployments.gitrepo import CommitInfo, GitRepo
+from git_deployments.model import Status
+from git_deployments.store import Store
+from git_deployments.timeutil import format_duration, iso
+
+SECTION = "deploy-subscription"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+ALL_TARGETS = "*"
+DELETED = "deleted"
+EVENT_STATUSES = (*(status.value for status in Status), DELETED)
+DEFAULT_ON = frozenset({Status.CURRENT.value})
+EXEC_TIMEOUT = 30.0
+WEBHOOK_TIMEOUT = 10.0
+STATE_FORMAT = 1
+MAX_ERROR = 300
+
+# log levels: a problem is always shown, an action unless --quiet, a detail only with --verbose
+PROBLEM, ACTION, DETAIL = 0, 1, 2
+LogFn = Callable[[int, str], None]
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _silent(level: int, message: str) -> None:
+    del level, message
+
+
+# --- subscriptions in git config ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Subscription:
+    name: str
+    target: str  # a target key, or ALL_TARGETS
+    on: frozenset[str] = DEFAULT_ON
+    command: str | None = None
+    webhook: str | None = None
+    timeout: float | None = None
+    id: str = ""
+    # why the watcher skips it (a hand-edited or half-written config section)
+    problem: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return "exec" if self.command is not None else "webhook"
+
+    @property
+    def destination(self) -> str:
+        return self.command if self.command is not None else (self.webhook or "")
+
+    @property
+    def cursor_name(self) -> str:
+        return self.id or self.name
+
+    @property
+    def wait(self) -> float:
+        default = EXEC_TIMEOUT if self.command is not None else WEBHOOK_TIMEOUT
+        return self.timeout or default
+
+    def wants(self, key: str) -> bool:
+        return self.target in (ALL_TARGETS, key)
+
+    def matches(self, event: Event) -> bool:
+        return self.wants(event.target) and (event.new_status or DELETED) in self.on
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "target": None if self.target == ALL_TARGETS else self.target,
+            "all": self.target == ALL_TARGETS, "on": sorted(self.on), "kind": self.kind,
+            "exec": self.command, "webhook": self.webhook, "timeout": self.wait,
+            "problem": self.problem,
+        }
+
+
+def parse_statuses(text: str) -> frozenset[str]:
+    """`current,failed` (or `all`) -> the statuses a subscription is notified of."""
+    wanted = {part.strip().lower() for part in text.split(",") if part.strip()}
+    if wanted == {"all"}:
+        return frozenset(EVENT_STATUSES)
+    unknown = sorted(wanted - set(EVENT_STATUSES))
+    if not wanted or unknown:
+        raise DeployError(f"invalid status {', '.join(unknown) or repr(text)}: use a comma-"
+                          f"separated list of {', '.join(EVENT_STATUSES)}, or all")
+    return frozenset(wanted)
+
+
+def check_webhook(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in url):
+        raise DeployError(f"invalid --webhook {url!r}: expected an http:// or https:// URL")
+    return url
+
+
+def split_command(command: str) -> list[str]:
+    """The argv of an --exec command: split like a shell would, but never run by one."""
+    import shlex
+
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise DeployError(f"invalid --exec command {command!r}: {exc}") from None
+    if not argv:
+        raise DeployError("invalid --exec command: it is empty")
+    return argv
+
+
+def _config(git: GitRepo, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    # the git CLI writes config atomically (config.lock + rename), and reads every scope
+    result = subprocess.run(["git", f"--git-dir={git.git_dir}", "config", *args],
+                            capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise DeployError(f"git config failed: {result.stderr.strip() or result.returncode}")
+    return result
+
+
+def read_subscriptions(git: GitRepo) -> list[Subscription]:
+    """Every subscription in git config (the repository's, and the user's own)."""
+    result = _config(git, "--null", "--get-regexp", rf"^{SECTION}\.", check=False)
+    if result.returncode not in (0, 1):  # 1: none at all
+        raise DeployError(f"cannot read git config: {result.stderr.strip()}")
+    sections: dict[str, dict[str, str]] = {}
+    for item in result.stdout.split("\0"):
+        name_and_var, _, value = item.partition("\n")
+        head, _, var = name_and_var.rpartition(".")
+        if not head.startswith(SECTION + "."):
+            continue
+        sections.setdefault(head[len(SECTION) + 1:], {})[var.lower()] = value
+    return [subscription_from(name, values) for name, values in sorted(sections.items())]
+
+
+def subscription_from(name: str, values: dict[str, str]) -> Subscription:
+    """A subscription from its config section; a broken one says why in `problem`."""
+    from git_deployments.model import key_problem
+
+    target = values.get("target", "")
+    base = Subscription(name=name, target=target, id=values.get("id", ""))
+    try:
+        if not NAME_PATTERN.match(name):
+            raise DeployError("invalid subscription name")
+        if target != ALL_TARGETS and key_problem(target):
+            raise DeployError(f"invalid target {target!r}")
+        on = parse_statuses(values["on"]) if "on" in values else DEFAULT_ON
+        command, webhook = values.get("exec"), values.get("webhook")
+        if (command is None) == (webhook is None):
+            raise DeployError("needs exactly one of exec and webhook")
+        if command is not None:
+            split_command(command)
+        if webhook is not None:
+            check_webhook(webhook)
+        timeout = None
+        if values.get("timeout"):
+            from git_deployments.timeutil import parse_duration
+
+            timeout = float(parse_duration(values["timeout"]))
+    except DeployError as exc:
+        return replace(base, problem=str(exc))
+    return Subscription(name=name, target=target, on=on, command=command, webhook=webhook,
+                        timeout=timeout, id=base.id)
+
+
+def add_subscription(store: Store, sub: Subscription) -> Subscription:
+    """Write `sub` to this repository's config, with its cursor starting at today's tips."""
+    git = store.git
+    if any(existing.name == sub.name for existing in read_subscriptions(git)):
+        raise DeployError(f"a subscription named '{sub.name}' exists; choose another --name "
+                          f"or 'git deploy unsubscribe {sub.name}' first")
+    sub = replace(sub, id=uuid.uuid4().hex)
+    # the cursor first: a watcher that sees the config entry then finds where to start
+    Courier(store, sub).ensure_state()
+    config_file = str(git.git_dir / "config")
+    values = [("id", sub.id), ("target", sub.target), ("on", ",".join(sorted(sub.on)))]
+    if sub.timeout is not None:
+        values.append(("timeout", f"{int(sub.timeout)}s"))
+    # the destination last: until it is written, the section is incomplete and skipped
+    values.append(("exec", sub.command) if sub.command is not None
+                  else ("webhook", sub.webhook or ""))
+    for var, value in values:
+        _config(git, "--file", config_file, f"{SECTION}.{sub.name}.{var}", value)
+    return sub
+
+
+def remove_subscription(store: Store, name: str) -> Subscription:
+    git = store.git
+    found = [sub for sub in read_subscriptions(git) if sub.name == name]
+    if not found:
+        names = ", ".join(sub.name for sub in read_subscriptions(git)) or "none"
+        raise NotFound(f"no subscription named '{name}' (subscriptions: {names})")
+    result = _config(git, "--file", str(git.git_dir / "config"), "--remove-section",
+                     f"{SECTION}.{name}", check=False)
+    if result.returncode != 0:
+        raise DeployError(f"subscription '{name}' is not in this repository's config (it "
+                          f"comes from your own git config); remove it with "
+                          f"'git config --global --remove-section {SECTION}.{name}'")
+    Courier(store, found[0]).state_path.unlink(missing_ok=True)
+    return found[0]
+
+
+# --- events: one per status change in a timeline commit ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    target: str
+    repository: str | None
+    number: int
+    version: str | None
+    commits: list[dict[str, Any]]
+    old_status: str | None
+    new_status: str | None
+    by: str
+    at: str
+    timeline_commit: str
+    op: str | None
+    subject: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.timeline_commit}:{self.number}"
+
+    def describe(self) -> str:
+        return (f"{self.target} #{self.number} {self.old_status or 'new'} -> "
+                f"{self.new_status or DELETED} [{self.timeline_commit[:10]}]")
+
+    def as_json(self) -> dict[str, Any]:
+        return {"event": "status", "id": self.id, **asdict(self)}
+
+
+def _arrow(text: str) -> tuple[str | None, str | None] | None:
+    old, sep, new = text.partition(" -> ")
+    if not sep:
+        return None
+    return (None if old == "none" else old), (None if new == DELETED else new)
+
+
+def events_in(store: Store, key: str, info: CommitInfo) -> list[Event]:
+    """The status changes one timeline commit records (its Deploy-Status and Deploy-Also)."""
+    from git_deployments.commands.reading import log_entry
+
+    entry = log_entry(key, info)
+    changes: list[tuple[int, str]] = []
+    if entry["number"] is not None and entry["status"]:
+        changes.append((entry["number"], entry["status"]))
+    for also in entry["also"]:
+        number, _, arrow = also.partition(" ")
+        if number.startswith("#") and number[1:].isdigit():
+            changes.append((int(number[1:]), arrow))
+    events = []
+    after = store.snapshot(key, info.id) if changes else None
+    for number, arrow in changes:
+        parsed = _arrow(arrow)
+        if parsed is None or after is None:
+            continue
+        old, new = parsed
+        snap = after
+        if new is None and info.parents:  # deleted: what it was comes from the parent
+            snap = store.snapshot(key, info.parents[0])
+        record = snap.record(number)
+        target = after.target
+        events.append(Event(
+            target=key, repository=target.repository if target else None, number=number,
+            version=record.version if record else None,
+            commits=[ref.model_dump(mode="json") for ref in record.commits] if record else [],
+            old_status=old, new_status=new, by=entry["by"], at=entry["at"],
+            timeline_commit=info.id, op=entry["op"], subject=entry["subject"],
+        ))
+    return events
+
+
+def commits_since(store: Store, key: str, since: str | None,
+                  log: LogFn = _silent) -> list[CommitInfo]:
+    """Timeline commits after `since` up to the tip, oldest first (all of them when None)."""
+    tip = store.git.read_ref(f"refs/deployments/{key}")
+    if tip is None or tip == since:
+        return []
+    newer: list[CommitInfo] = []
+    for info in store.timeline(key, tip):
+        if info.id == since:
+            return newer[::-1]
+        newer.append(info)
+    if since is None:
+        return newer[::-1]
+    # `since` is not on the timeline any more (the ref was rewritten): resume after the commit
+    # both histories share
+    if not store.git.has_object(since):
+        log(PROBLEM, f"{key}: the cursor's commit {since[:10]} is gone; resuming at the tip")
+        return []
+    before = {info.id for info in store.timeline(key, since)}
+    fresh = [info for info in newer if info.id not in before]
+    log(PROBLEM, f"{key}: the timeline was rewritten; resuming after the shared history "
+                 f"({len(fresh)} commits)")
+    return fresh[::-1]
+
+
+# --- delivery ----------------------------------------------------------------------------------
+
+
+class DeliveryFailed(Exception):
+    """One delivery did not succeed; the event stays pending for this subscriber."""
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """How hard to try: webhook attempts within one delivery, then the subscriber's backoff."""
+
+    attempts: int = 3
+    backoff: float = 1.0  # seconds before the second attempt, doubled after each
+    retry_min: float = 5.0  # a failed subscriber waits this long, doubled per failure
+    retry_max: float = 600.0
+
+    def retry_after(self, failures: int) -> float:
+        return min(self.retry_max, self.retry_min * 2 ** max(0, failures - 1))
+
+
+def payload(event: Event) -> bytes:
+    return (json.dumps(event.as_json(), sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def run_command(argv: list[str], data: bytes, timeout: float, cwd: Path,
+                started: Callable[[subprocess.Popen[bytes] | None], None]) -> None:
+    """Run `argv` without a shell, the event on its stdin; fail on a non-zero exit."""
+    try:
+        # its own session: a Ctrl-C meant for the watcher does not hit a command mid-way
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, cwd=cwd, start_new_session=True)
+    except OSError as exc:
+        raise DeliveryFailed(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
+    started(proc)
+    try:
+        _, err = proc.communicate(data, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise DeliveryFailed(f"{argv[0]} did not finish within "
+                             f"{format_duration(int(timeout))}") from None
+    finally:
+        started(None)
+    if proc.returncode != 0:
+        lines = err.decode("utf-8", "replace").strip().splitlines()
+        tail = f": {lines[-1][:MAX_ERROR]}" if lines else ""
+        how = f"was killed by signal {-proc.returncode}" if proc.returncode < 0 else \
+            f"exited with {proc.returncode}"
+        raise DeliveryFailed(f"{argv[0]} {how}{tail}")
+
+
+def post_json(url: str, data: bytes, event_id: str, timeout: float, policy: DeliveryPolicy,
+              stop: threading.Event) -> None:
+    """POST the event; retry connection errors, 5xx, 408 and 429 with backoff."""
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    from git_deployments import __version__
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        # a redirected POST would silently become a GET without the event
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    error = "not attempted"
+    for attempt in range(max(1, policy.attempts)):
+        request = urllib.request.Request(url, data=data, method="POST", headers={
+            "Content-Type": "application/json", "User-Agent": f"git-deploy/{__version__}",
+            "X-Git-Deploy-Event": "status", "X-Git-Deploy-Delivery": event_id,
+        })
+        try:
+            with opener.open(request, timeout=timeout) as response:
+                response.read(65536)
+                return
+        except urllib.error.HTTPError as exc:
+            error = f"HTTP {exc.code} {exc.reason}"
+            if 300 <= exc.code < 500 and exc.code not in (408, 429):
+                break  # the same request will get the same answer now; later, maybe not
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            error = str(reason) or type(exc).__name__
+        if attempt + 1 < policy.attempts and stop.wait(policy.backoff * 2 ** attempt):
+            break
+    raise DeliveryFailed(f"webhook {url}: {error}"[:MAX_ERROR])
+
+
+# --- cursors -----------------------------------------------------------------------------------
+
+
+def watch_dir(git: GitRepo) -> Path:
+    return git.git_dir / "git-deployments" / "watch"
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Replace `path` as a whole, durably: a crash leaves the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=1, sort_keys=True)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_json(path: Path, log: LogFn = _silent) -> dict[str, Any] | None:
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
+        log(PROBLEM, f"ignoring unreadable {path}")
+        return None
+    return data
+
+
+def current_tips(store: Store) -> dict[str, str]:
+    return {name.removeprefix("refs/deployments/"): tip
+            for name, tip in store.git.list_refs("refs/deployments/")}
+
+
+class Cursor:
+    """What the watcher has gone through: per target, the last timeline commit it handed to
+    the subscribers. A subscription found without a cursor of its own starts here."""
+
+    def __init__(self, git: GitRepo) -> None:
+        self.path = watch_dir(git) / "cursor.json"
+
+    def read(self) -> dict[str, str] | None:
+        data = read_json(self.path)
+        targets = data.get("targets") if data else None
+        return dict(targets) if isinstance(targets, dict) else None
+
+    def write(self, targets: dict[str, str]) -> None:
+        write_json_atomic(self.path, {"format": STATE_FORMAT, "targets": targets})
+
+
+@dataclass
+class SubscriberState:
+    targets: dict[str, str] = field(default_factory=dict)
+    # a commit whose events were only partly delivered: [commit, how many]
+    partial: dict[str, list[Any]] = field(default_factory=dict)
+    delivered: int = 0
+    failures: int = 0
+    last_error: str | None = None
+    retry_at: str | None = None
+
+    def as_json(self, name: str) -> dict[str, Any]:
+        return {"format": STATE_FORMAT, "name": name, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SubscriberState:
+        state = cls()
+        for name in state.__dict__:
+            if name in data:
+                setattr(state, name, data[name])
+        return state
+
+
+class Courier:
+    """Delivers one subscription's events in timeline order, from its own cursor."""
+
+    def __init__(self, store: Store, sub: Subscription, policy: DeliveryPolicy | None = None,
+                 log: LogFn = _silent, clock: Clock = utc_now) -> None:
+        self.store = store
+        self.sub = sub
+        self.policy = policy or DeliveryPolicy()
+        self.log = log
+        self.clock = clock
+        self.state_path = watch_dir(store.git) / "subscribers" / f"{sub.cursor_name}.json"
+        self._child: subprocess.Popen[bytes] | None = None
+        self._child_lock = threading.Lock()
+
+    # --- state ---
+
+    def load(self) -> SubscriberState:
+        data = read_json(self.state_path, self.log)
+        if data is not None:
+            return SubscriberState.from_json(data)
+        start = Cursor(self.store.git).read()
+        return SubscriberState(targets=start if start is not None else current_tips(self.store))
+
+    def save(self, state: SubscriberState) -> None:
+        write_json_atomic(self.state_path, state.as_json(self.sub.name))
+
+    def ensure_state(self) -> None:
+        """Fix where a new subscription starts, before anything else moves the cursor."""
+        if not self.state_path.exists():
+            self.save(self.load())
+
+    def retry_in(self, state: SubscriberState | None = None) -> float:
+        """Seconds until a failed subscriber may be tried again (0: now)."""
+        state = state or self.load()
+        if not state.retry_at:
+            return 0.0
+        moment = datetime.fromisoformat(state.retry_at.replace("Z", "+00:00"))
+        return max(0.0, (moment - self.clock()).total_seconds())
+
+    def pending(self) -> int:
+        """How many events this subscriber has not been given yet."""
+        state = self.load()
+        count = 0
+        for key in self.store.keys():
+            if not self.sub.wants(key):
+                continue
+            skip = self._skip(state, key)
+            for info in commits_since(self.store, key, state.targets.get(key)):
+                try:
+                    events = [e for e in events_in(self.store, key, info) if self.sub.matches(e)]
+                except DeployError:
+                    continue  # skipped when delivering too
+                count += len(events[skip.get(info.id, 0):])
+        return count
+
+    @staticmethod
+    def _skip(state: SubscriberState, key: str) -> dict[str, int]:
+        partial = state.partial.get(key)
+        return {partial[0]: int(partial[1])} if partial else {}
+
+    # --- delivering ---
+
+    def run(self, stop: threading.Event | None = None) -> bool:
+        """Deliver everything pending; True when caught up, False when a delivery failed (or
+        the subscriber is still waiting to retry, or `stop` was set)."""
+        stop = stop or threading.Event()
+        state = self.load()
+        if self.retry_in(state) > 0:
+            return False
+        before = state.as_json(self.sub.name)
+        try:
+            for key in self.store.keys():
+                if not self.sub.wants(key):
+                    continue
+                if not self._catch_up(key, state, stop):
+                    return False
+        finally:
+            if state.as_json(self.sub.name) != before or not self.state_path.exists():
+                self.save(state)
+        if state.failures:
+            self.log(ACTION, f"{self.sub.name}: delivering again after "
+                             f"{state.failures} failed attempt(s)")
+            state.failures, state.last_error, state.retry_at = 0, None, None
+            self.save(state)
+        return True
+
+    def _catch_up(self, key: str, state: SubscriberState, stop: threading.Event) -> bool:
+        skip = self._skip(state, key)
+        for info in commits_since(self.store, key, state.targets.get(key), self.log):
+            try:
+                events = [e for e in events_in(self.store, key, info) if self.sub.matches(e)]
+            except DeployError as exc:
+                # an unreadable commit cannot be described; holding everything back for it
+                # would stop this subscriber for good
+                self.log(PROBLEM, f"{key}: skipping timeline commit {info.id[:10]}: {exc}")
+                events = []
+            done = skip.get(info.id, 0)
+            for event in events[done:]:
+                if stop.is_set():
+                    return False
+                try:
+                    self.deliver(event, stop)
+                except DeliveryFailed as exc:
+                    self._failed(state, event, str(exc))
+                    return False
+                done += 1
+                state.partial[key] = [info.id, done]
+                state.delivered += 1
+                self.save(state)
+                self.log(ACTION, f"notified {self.sub.name}: {event.describe()}")
+            state.targets[key] = info.id
+            state.partial.pop(key, None)
+        return True
+
+    def _failed(self, state: SubscriberState, event: Event, error: str) -> None:
+        state.failures += 1
+        state.last_error = error
+        delay = self.policy.retry_after(state.failures)
+        state.retry_at = iso(self.clock() + timedelta(seconds=delay))
+        self.save(state)
+        self.log(PROBLEM, f"{self.sub.name}: could not deliver {event.describe()}: {error}; "
+                          f"retrying in {format_duration(max(1, int(delay)))}")
+
+    def deliver(self, event: Event, stop: threading.Event) -> None:
+        data = payload(event)
+        if self.sub.command is not None:
+            git = self.store.git
+            run_command(split_command(self.sub.command), data, self.sub.wait,
+                        git.workdir or git.git_dir, self._track)
+        else:
+            post_json(self.sub.webhook or "", data, event.id, self.sub.wait, self.policy, stop)
+
+    def _track(self, child: subprocess.Popen[bytes] | None) -> None:
+        with self._child_lock:
+            self._child = child
+
+    def kill(self) -> None:
+        """Stop a command that is running now (the watcher is shutting down)."""
+        with self._child_lock:
+            if self._child is not None and self._child.poll() is None:
+                self._child.kill()
+
+
+def describe_state(courier: Courier) -> dict[str, Any]:
+    """A subscription's delivery state, for `git deploy subscriptions`."""
+    state = courier.load()
+    return {"delivered": state.delivered, "failures": state.failures,
+            "last_error": state.last_error, "retry_at": state.retry_at}
