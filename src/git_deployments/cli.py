@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "git_deployments.commands.reading",
     "git_deployments.commands.targets",
     "git_deployments.commands.deployments",
+    "git_deployments.commands.history",
     "git_deployments.commands.run",
     "git_deployments.commands.watch",
 )

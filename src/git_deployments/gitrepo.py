@@ -47,6 +47,14 @@ class CommitInfo:
     author_offset: int
 
 
+@dataclass(frozen=True)
+class TagInfo:
+    name: str
+    commit: str
+    time: int
+    person: Person
+
+
 class GitRepo:
     def __init__(self, repo: pygit2.Repository) -> None:
         self.repo = repo
@@ -317,6 +325,40 @@ class GitRepo:
             return bool(self.repo.descendant_of(descendant, ancestor))
         except (pygit2.GitError, KeyError, ValueError):
             return False
+
+    # --- for commit lists and keep-alive refs (history.py, keep.py) ------------------------
+
+    @property
+    def objects_dir(self) -> Path:
+        """The object directory, which a worktree shares with its main repository."""
+        base = Path(self.repo.path)
+        common = base / "commondir"
+        if common.is_file():
+            base = base / common.read_text().strip()
+        return (base / "objects").resolve()
+
+    def is_commit(self, oid: str) -> bool:
+        """Whether `oid` names a commit present in this repository."""
+        try:
+            return isinstance(self.repo[oid], pygit2.Commit)
+        except (KeyError, ValueError):
+            return False
+
+    def tag_info(self, name: str) -> TagInfo | None:
+        """The commit a tag leads to, with the tag's date and tagger (for a lightweight tag,
+        the commit's committer); None when the tag leads to no commit."""
+        try:
+            ref = self.repo.references.get(name)
+            if ref is None:
+                return None
+            obj = self.repo[ref.resolve().target]
+            commit = obj.peel(pygit2.Commit)
+        except (pygit2.GitError, KeyError, ValueError, pygit2.InvalidSpecError):
+            return None
+        sig = obj.tagger if isinstance(obj, pygit2.Tag) and obj.tagger is not None \
+            else commit.committer
+        return TagInfo(name=name.removeprefix("refs/tags/"), commit=str(commit.id),
+                       time=int(sig.time), person=Person(sig.name, sig.email))
 
 
 def open_repository(path: str | os.PathLike[str] | None = None) -> GitRepo:

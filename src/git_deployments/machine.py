@@ -305,6 +305,9 @@ class _Apply:
         """`record` becomes current; the previous current becomes completed."""
         commits = updates.get("commits", record.commits)
         rollback_of = self.retire_current(commits, record.number)  # type: ignore[arg-type]
+        if rollback_of is None and record.status in IN_FLIGHT:
+            # a rollback started on purpose stays one when it lands
+            rollback_of = record.rollback_of
         return self.move(record, Status.CURRENT, reason, rollback_of=rollback_of, **updates)
 
     def retire_current(self, commits: list[CommitRef], keep: int | None = None) -> int | None:
@@ -345,11 +348,45 @@ class _Apply:
     def deploy(self, req: Deploy) -> Deployment:
         self.check_active()
         self.check_repositories(req.commits)
+        if req.rollback_to is not None:
+            return self.rollback(req)
         if req.op == "schedule":
             return self.schedule(req)
         if req.op == "start":
             return self.start(req)
         return self.finish(req, Status.CURRENT if req.op == "finish" else Status.FAILED)
+
+    def rollback(self, req: Deploy) -> Deployment:
+        """Redeploy an earlier successful deployment on purpose: a new deployment with its
+        commits and version (`start`: deploying; `finish`: current at once), rolling back the
+        current one."""
+        if req.op not in ("start", "finish"):
+            raise RuleViolation("a rollback starts or finishes a deployment, nothing else")
+        if req.commits:
+            raise RuleViolation("a rollback deploys the commits of the deployment it returns to; "
+                                "give no commit refs")
+        assert req.rollback_to is not None
+        earlier = self.get(req.rollback_to)
+        current = self.index.current
+        if current is None:
+            raise RuleViolation(f"target '{self.target.key}' has no current deployment to roll "
+                                "back")
+        if earlier.number == current:
+            raise RuleViolation(f"deployment #{earlier.number} is the current one already")
+        if earlier.status != Status.COMPLETED:
+            raise RuleViolation(f"deployment #{earlier.number} is {earlier.status}; a rollback "
+                                "returns to one that completed")
+        self.check_in_flight_free(None)
+        self.require_commits(earlier.commits, "roll back to it")
+        updates = self.display_updates(req)
+        updates.pop("scheduled_for", None)
+        version = updates.pop("version", None) or earlier.version
+        status = Status.DEPLOYING
+        if req.op == "finish":
+            self.retire_current(earlier.commits)
+            status = Status.CURRENT
+        return self.create(status, list(earlier.commits), version,  # type: ignore[arg-type]
+                           req.reason, rollback_of=current, **updates)
 
     def schedule(self, req: Deploy) -> Deployment:
         if not req.commits:

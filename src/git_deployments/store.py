@@ -246,9 +246,21 @@ class Store:
                 # someone moved the ref without our lock (a fetch, another clone's push)
                 time.sleep(min(2.0, 0.01 * 2 ** attempt) * random.uniform(0.5, 1.5))
                 continue
+            self._keep_deployed(key, result)
             return result
         raise ConflictError(f"target '{key}' kept changing under this write ({MAX_TRIES} tries); "
                             "try again")
+
+    def _keep_deployed(self, key: str, result: WriteResult) -> None:
+        """Make the commits the change's records point at reachable from the keep-alive ref,
+        so gc never prunes them; best effort: the write has happened whatever this does."""
+        try:
+            from git_deployments import keep
+
+            records = result.change.records.values()
+            keep.retain(self.git, key, keep.home_commits(result.change.target, records))
+        except Exception:  # noqa: BLE001 - never fail a recorded write over its keep-alive ref
+            pass
 
     def prepare(self, key: str, tip: str | None, request: Request,
                 oracle: Oracle | None = None) -> WriteResult:

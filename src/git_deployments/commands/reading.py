@@ -173,11 +173,17 @@ def cmd_show(ctx: Any, target: str, number: int | None = None, as_json: bool = F
         record = snap.record(number)
         if record is None:
             raise NotFound(f"target '{target}' has no deployment #{number}")
+    from git_deployments.commands.history import brought_summary
+
+    # the way from a deployment to its commits (git deploy commits)
+    brought, brought_lines = brought_summary(ctx.store, target, record)
     out = Output(as_json)
     if as_json:
-        out.json(deployment_json(target, record))
+        out.json({**deployment_json(target, record), "brought": brought})
         return 0
     print_deployment(out, target, record)
+    for line in brought_lines:
+        out.line(line)
     return 0
 
 

@@ -1,0 +1,623 @@
+"""`git deploy commits|pending|contains|compare|issues|rollback|import-tags|keep`: what
+deployments brought, where a commit went, going back on purpose, and history from old tags."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from typing import TYPE_CHECKING, Any
+
+from git_deployments.commands.common import add_json, add_write_options, number, target_key
+from git_deployments.errors import DeployError
+from git_deployments.output import Output
+
+if TYPE_CHECKING:
+    from git_deployments.history import Commit, RepoRange
+    from git_deployments.model import Deployment
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "commits", help="the commits a deployment brought (default: the current one)",
+        description="The commits a deployment brought: new since the previous successful "
+                    "deployment, one list per repository; for a first deployment, its history.")
+    p.add_argument("target", type=target_key)
+    p.add_argument("number", type=number, nargs="?")
+    _max_count(p)
+    add_json(p)
+    p.set_defaults(func=cmd_commits)
+
+    p = subparsers.add_parser(
+        "pending", help="commits on the branch not yet in the current deployment",
+        description="What the next deployment would bring: commits on the branch tip that the "
+                    "target's current deployment does not contain.")
+    p.add_argument("target", type=target_key)
+    p.add_argument("--branch", metavar="[REPO:]BRANCH",
+                   help="the branch to compare with (default: the deployed branch)")
+    _max_count(p)
+    add_json(p)
+    p.set_defaults(func=cmd_pending)
+
+    p = subparsers.add_parser(
+        "contains", help="which targets run a commit, and the deployment that first shipped it",
+        description="For every target: whether its current deployment contains the commit "
+                    "(by ancestry), and the first deployment that shipped it.")
+    p.add_argument("commit", help="a commit id, tag or branch of this repository")
+    p.add_argument("--target", dest="targets", action="append", type=target_key,
+                   metavar="TARGET", help="only this target (repeatable)")
+    add_json(p)
+    p.set_defaults(func=cmd_contains)
+
+    p = subparsers.add_parser(
+        "compare", help="what one target's current deployment has that another's has not",
+        description="What B's current deployment has that A's has not, and the reverse: the "
+                    "preview of promoting B to A (e.g. 'compare production staging').")
+    p.add_argument("a", type=target_key, metavar="TARGET_A")
+    p.add_argument("b", type=target_key, metavar="TARGET_B")
+    add_json(p)
+    p.set_defaults(func=cmd_compare)
+
+    p = subparsers.add_parser(
+        "issues", help="merges and issue references in what a deployment brought",
+        description="The merges (pull and merge requests) and the issues referenced (trailers "
+                    "such as Fixes:, keys such as #123 or ABC-123; see deploy.issuePattern) in "
+                    "the commits a deployment brought.")
+    p.add_argument("target", type=target_key)
+    p.add_argument("number", type=number, nargs="?")
+    _max_count(p)
+    add_json(p)
+    p.set_defaults(func=cmd_issues)
+
+    p = subparsers.add_parser(
+        "rollback", help="redeploy an earlier successful deployment on purpose",
+        description="Start a new deployment with the commits and version of an earlier one "
+                    "that completed (default: the newest before the current with other "
+                    "commits); --finish records it as current at once. The timeline marks it "
+                    "as a rollback of the current deployment.")
+    p.add_argument("target", type=target_key)
+    p.add_argument("--to", type=number, metavar="N", help="the deployment to return to")
+    p.add_argument("--finish", action="store_true",
+                   help="record it as current now (default: deploying, for the CI to finish)")
+    p.add_argument("--version", help="the version (default: the earlier deployment's)")
+    p.add_argument("--description", help="shown with the deployment")
+    p.add_argument("--reason", help="why (default: 'rollback to #N')")
+    p.add_argument("--ext-label", metavar="LABEL", help="label of an external link")
+    p.add_argument("--ext-url", metavar="URL", help="URL of the external link")
+    add_write_options(p)
+    p.set_defaults(func=cmd_rollback)
+
+    p = subparsers.add_parser(
+        "import-tags", help="build a target's history from release tags",
+        description="Record one deployment per matching tag, oldest first, each dated by its "
+                    "tag and named by it, through the normal write path (creates the target if "
+                    "needed). Tags imported before are skipped.")
+    p.add_argument("target", type=target_key)
+    p.add_argument("--pattern", default="v*", help="which tags (a glob; default: v*)")
+    p.add_argument("--branch", help="the branch the releases were made on (default: HEAD's)")
+    p.add_argument("--dry-run", action="store_true", help="show what would be imported")
+    add_json(p)
+    p.set_defaults(func=cmd_import_tags)
+
+    p = subparsers.add_parser(
+        "keep", help="rebuild the refs that keep deployed commits from being pruned",
+        description="Regenerate refs/deployments-kept/<target> from each timeline, so git gc "
+                    "keeps every deployed commit; reports deployed commits this repository "
+                    "lacks.")
+    p.add_argument("targets", type=target_key, nargs="*", metavar="TARGET")
+    add_json(p)
+    p.set_defaults(func=cmd_keep)
+
+
+def _max_count(p: Any) -> None:
+    p.add_argument("-n", "--max-count", type=_count, metavar="N",
+                   help="list at most N commits per repository (a first deployment: 100 "
+                        "unless given)")
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or len(text) > 9:
+        raise DeployError(f"invalid count {text!r}: expected 0, 1, 2...")
+    return int(text)
+
+
+# --- JSON for long lists -----------------------------------------------------------------------
+
+_PLACEHOLDER = "\x00list:{}\x00"
+
+
+def _encode_list(entries: list[dict[str, Any]], depth: int) -> str:
+    """A list of flat dicts as JSON, one per line, encoded in one call of the C encoder (an
+    indented dump of 40,000 commits takes the pure-Python one, ten times slower)."""
+    if not entries:
+        return "[]"
+    pad = "  " * (depth + 1)
+    text = json.dumps(entries, ensure_ascii=False)
+    # a quote inside a JSON string is always escaped, so '}, {"' only ever joins two entries
+    return "[\n" + pad + text[1:-1].replace('}, {"', '},\n' + pad + '{"') + "\n" + \
+        "  " * depth + "]"
+
+
+def _emit(out: Output, data: Any, lists: dict[str, tuple[list[dict[str, Any]], int]]) -> None:
+    """Print `data` as indented JSON, with each placeholder string replaced by its list."""
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    for name, (entries, depth) in lists.items():
+        text = text.replace(json.dumps(_PLACEHOLDER.format(name)), _encode_list(entries, depth),
+                            1)
+    out.stream.write(text + "\n")
+
+
+def _ranges_json(ranges: list[RepoRange]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`repositories` (each with its own list) and the flat `commits`, as placeholders."""
+    lists: dict[str, Any] = {}
+    repositories = []
+    flat: list[dict[str, Any]] = []
+    for i, span in enumerate(ranges):
+        entry = span.as_json(with_commits=False)
+        entries = [c.as_json(span.repository) for c in span.commits]
+        flat.extend(entries)
+        entry["commits"] = _PLACEHOLDER.format(i)
+        lists[str(i)] = (entries, 3)
+        repositories.append(entry)
+    lists["all"] = (flat, 1)
+    return {"repositories": repositories, "commits": _PLACEHOLDER.format("all")}, lists
+
+
+# --- human output --------------------------------------------------------------------------------
+
+
+def _commit_lines(out: Output, commits: list[Commit], prefix: str = "  ") -> None:
+    if not commits:
+        return
+    lines = [f"{prefix}{out.paint(c.commit[:10], '33')}  {c.date[:10]}  "
+             f"{c.author.split(' <')[0]}  {c.subject}" for c in commits]
+    out.stream.write("\n".join(lines) + "\n")
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _heading(out: Output, key: str, record: Deployment) -> None:
+    rollback = f"  (rolls back #{record.rollback_of})" if record.rollback_of else ""
+    out.line(out.bold(f"{key} #{record.number}") + f"  {out.status(record.status)}  "
+             f"{record.version or '(no version)'}{rollback}")
+
+
+def _print_range(out: Output, key: str, span: RepoRange, what: str) -> None:
+    where = f"{span.repository}:{span.branch}"
+    if span.problem:
+        out.line(f"{where}  {span.problem}")
+        return
+    shown = _plural(len(span.commits), "commit")
+    more = " (more not shown: -n N to list more)" if span.truncated else ""
+    since = f"#{span.base_number}" if span.base_number else (span.base or "")[:10]
+    if span.base is None:
+        out.line(f"{where}  {what}: {shown} of its history, newest first{more}")
+    else:
+        out.line(f"{where}  {shown} {what} since {since} "
+                 f"({span.base[:10]}..{(span.head or '')[:10]}){more}")
+    _commit_lines(out, span.commits)
+    if span.removed:
+        out.line(f"{where}  {_plural(len(span.removed), 'commit')} of {since} not in it "
+                 "(rolled back, or dropped from the branch):")
+        _commit_lines(out, span.removed, "  - ")
+
+
+def brought_summary(store: Any, key: str, record: Deployment
+                    ) -> tuple[list[dict[str, Any]], list[str]]:
+    """What `show` says about a deployment's commits: per repository how many it brought,
+    and the command that lists them."""
+    from git_deployments import history
+
+    counts = history.brought_counts(store, key, record)
+    lines = []
+    for entry in counts:
+        where = f"{entry['repository']}:{entry['branch']}"
+        if entry["from_deployment"] is None:
+            text = f"{where}: first deployment of it"
+        elif entry["count"] is None:
+            text = f"{where}: since #{entry['from_deployment']} (commits not available here)"
+        else:
+            text = f"{where}: {_plural(entry['count'], 'new commit')} since " \
+                   f"#{entry['from_deployment']}"
+        lines.append(f"  brought      {text}")
+    if lines:
+        lines.append(f"               (list them: git deploy commits {key} {record.number})")
+    return counts, lines
+
+
+# --- commits -------------------------------------------------------------------------------------
+
+
+def cmd_commits(ctx: Any, target: str, number: int | None = None,
+                max_count: int | None = None, as_json: bool = False) -> int:
+    from git_deployments import history
+
+    result = history.brought(ctx.store, target, number, max_count=max_count)
+    record = result.record
+    out = Output(as_json)
+    if as_json:
+        body, lists = _ranges_json(result.ranges)
+        _emit(out, {"target": target, "number": record.number, "version": record.version,
+                    "status": str(record.status), "rollback_of": record.rollback_of,
+                    "first": result.first, **body}, lists)
+        return 0
+    _heading(out, target, record)
+    if not result.ranges:
+        out.line("no commits recorded")
+    for span in result.ranges:
+        what = "first deployment" if span.base is None else "new"
+        _print_range(out, target, span, what)
+    return 0
+
+
+# --- pending -------------------------------------------------------------------------------------
+
+
+def cmd_pending(ctx: Any, target: str, branch: str | None = None,
+                max_count: int | None = None, as_json: bool = False) -> int:
+    from git_deployments import history
+
+    result = history.pending(ctx.store, target, branch, max_count=max_count)
+    out = Output(as_json)
+    current = result.current
+    if as_json:
+        body, lists = _ranges_json(result.ranges)
+        _emit(out, {"target": target, "current": current.number if current else None,
+                    "count": sum(len(s.commits) for s in result.ranges), **body}, lists)
+        return 0
+    if current is None:
+        out.line(f"{target}: nothing deployed yet; the next deployment brings the branch's "
+                 "history")
+    else:
+        out.line(f"{out.bold(target)}: current is #{current.number} "
+                 f"{current.version or '(no version)'}")
+    for span in result.ranges:
+        if span.base is None:
+            _print_range(out, target, span, "not deployed")
+            continue
+        where = f"{span.repository}:{span.branch}"
+        if span.problem:
+            out.line(f"{where}  {span.problem}")
+            continue
+        more = " (more not shown: -n N to list more)" if span.truncated else ""
+        out.line(f"{where}  {_plural(len(span.commits), 'commit')} pending "
+                 f"({span.base[:10]}..{(span.head or '')[:10]}){more}")
+        _commit_lines(out, span.commits)
+        if span.removed:
+            out.line(f"{where}  the branch no longer has "
+                     f"{_plural(len(span.removed), 'deployed commit')} (force-pushed?):")
+            _commit_lines(out, span.removed, "  - ")
+    return 0
+
+
+# --- contains ------------------------------------------------------------------------------------
+
+
+def cmd_contains(ctx: Any, commit: str, targets: list[str] | None = None,
+                 as_json: bool = False) -> int:
+    from datetime import UTC, datetime
+
+    from git_deployments import history
+    from git_deployments.timeutil import iso
+
+    full, answers = history.contains(ctx.store, commit, targets)
+    out = Output(as_json)
+    if as_json:
+        out.json([a.as_json() for a in answers])
+        return 0
+    out.line(out.bold(f"commit {full[:12]}") + f"  {history.commit_summary(ctx.git, full)}")
+    if not answers:
+        out.line("no targets yet")
+    rows = []
+    for answer in answers:
+        first = answer.first
+        if first is None:
+            where = "never shipped"
+        else:
+            when = iso(datetime.fromtimestamp(first.shipped_at, UTC))[:10] \
+                if first.shipped_at is not None else "?"
+            where = f"first shipped in #{first.number} {first.version or ''} on {when}"
+            where = " ".join(where.split())
+        if answer.live and answer.current is not None:
+            state = f"live in #{answer.current.number}"
+        elif answer.current is None:
+            state = "nothing current"
+        else:
+            state = f"not in #{answer.current.number}"
+        if answer.unknown:
+            where += f"; unknown for {', '.join(f'#{n}' for n in answer.unknown)} " \
+                     "(their commits are missing here)"
+        rows.append((answer.key, state, where))
+    out.table(["TARGET", "CURRENT", "FIRST"], rows)
+    return 0
+
+
+# --- compare -------------------------------------------------------------------------------------
+
+
+def cmd_compare(ctx: Any, a: str, b: str, as_json: bool = False) -> int:
+    from git_deployments import history
+
+    result = history.compare(ctx.store, a, b)
+    out = Output(as_json)
+
+    def side(s: Any) -> dict[str, Any]:
+        current = s.current
+        return {"target": s.key, "current": current.number if current else None,
+                "version": current.version if current else None}
+
+    if as_json:
+        lists: dict[str, Any] = {}
+        repositories = []
+        all_b: list[dict[str, Any]] = []
+        all_a: list[dict[str, Any]] = []
+        for i, (repository, only_b, only_a, problem) in enumerate(result.repositories):
+            b_entries = [c.as_json(repository) for c in only_b]
+            a_entries = [c.as_json(repository) for c in only_a]
+            all_b.extend(b_entries)
+            all_a.extend(a_entries)
+            lists[f"b{i}"], lists[f"a{i}"] = (b_entries, 3), (a_entries, 3)
+            repositories.append({"repository": repository, "problem": problem,
+                                 "only_in_b": _PLACEHOLDER.format(f"b{i}"),
+                                 "only_in_a": _PLACEHOLDER.format(f"a{i}")})
+        lists["b"], lists["a"] = (all_b, 1), (all_a, 1)
+        _emit(out, {"a": side(result.a), "b": side(result.b), "repositories": repositories,
+                    "only_in_b": _PLACEHOLDER.format("b"),
+                    "only_in_a": _PLACEHOLDER.format("a")}, lists)
+        return 0
+    for s in (result.a, result.b):
+        if s.current is None:
+            out.line(f"{s.key}: nothing current")
+    name_a = f"{a} #{result.a.current.number}" if result.a.current else a
+    name_b = f"{b} #{result.b.current.number}" if result.b.current else b
+    for repository, only_b, only_a, problem in result.repositories:
+        if problem:
+            out.line(f"{repository}  {problem}")
+            continue
+        out.line(out.bold(f"{repository}") + f"  {name_b} has {_plural(len(only_b), 'commit')} "
+                 f"{name_a} has not")
+        _commit_lines(out, only_b)
+        out.line(out.bold(f"{repository}") + f"  {name_a} has {_plural(len(only_a), 'commit')} "
+                 f"{name_b} has not")
+        _commit_lines(out, only_a)
+    return 0
+
+
+# --- issues --------------------------------------------------------------------------------------
+
+
+def cmd_issues(ctx: Any, target: str, number: int | None = None,
+               max_count: int | None = None, as_json: bool = False) -> int:
+    from git_deployments import history
+
+    patterns, defaults = history.issue_patterns(ctx.git)
+    result = history.brought(ctx.store, target, number, max_count=max_count, full=True)
+    messages = [(span.repository, c) for span in result.ranges for c in span.commits]
+    merges, issues = history.issues_in(messages, patterns, defaults)  # type: ignore[arg-type]
+    record = result.record
+    out = Output(as_json)
+    if as_json:
+        out.json({"target": target, "number": record.number, "version": record.version,
+                  "status": str(record.status),
+                  "repositories": [s.as_json(with_commits=False) for s in result.ranges],
+                  "merges": [m.as_json() for m in merges],
+                  "issues": [i.as_json() for i in issues]})
+        return 0
+    _heading(out, target, record)
+    for span in result.ranges:
+        if span.problem:
+            out.line(f"{span.repository}:{span.branch}  {span.problem}")
+    total = sum(len(s.commits) for s in result.ranges)
+    out.line(f"{_plural(total, 'commit')}, {_plural(len(merges), 'merge')}, "
+             f"{_plural(len(issues), 'issue')}")
+    if merges:
+        out.line("merges")
+        for merge in merges:
+            label = f"{merge.kind} {merge.request}" if merge.request else "merge"
+            out.line(f"  {out.paint(merge.commit.commit[:10], '33')}  {label:<22}  "
+                     f"{merge.commit.subject}")
+    if issues:
+        out.line("issues")
+        for issue in issues:
+            how = f"closed by {', '.join(issue.trailers) or 'its message'}" if issue.closing \
+                else "mentioned"
+            ids = ", ".join(c[:10] for c in issue.commits)
+            out.line(f"  {issue.key:<16}  {how:<22}  in {ids}")
+    return 0
+
+
+# --- rollback ------------------------------------------------------------------------------------
+
+
+def default_rollback(snap: Any, index: Any) -> int:
+    """The newest completed deployment before the current one that deployed other commits."""
+    current = snap.record(index.current)
+    commits = current.commits if current is not None else []
+    for n in range(index.current - 1, 0, -1):
+        record = snap.record(n)
+        if record is not None and record.status == "completed" and record.commits != commits:
+            return n
+    raise DeployError(f"target '{snap.key}' has no earlier completed deployment to roll back "
+                      "to")
+
+
+def cmd_rollback(ctx: Any, target: str, to: int | None = None, finish: bool = False,
+                 version: str | None = None, description: str | None = None,
+                 reason: str | None = None, ext_label: str | None = None,
+                 ext_url: str | None = None, as_json: bool = False) -> int:
+    from git_deployments import intake
+    from git_deployments.commands.deployments import report
+    from git_deployments.model import Deploy
+
+    snap = ctx.store.existing(target)
+    _, index = snap.require()
+    if index.current is None:
+        raise DeployError(f"target '{target}' has no current deployment to roll back")
+    to = to if to is not None else default_rollback(snap, index)
+    request = intake.new_request(
+        Deploy, ctx.git, target, op="finish" if finish else "start", rollback_to=to,
+        version=version, description=description, reason=reason or f"rollback to #{to}",
+        external_link=intake.external_link(ext_label, ext_url))
+    result = ctx.write(request)
+    if as_json:
+        return report(ctx, result, as_json)
+    out = Output()
+    out.line(result.change.subject)
+    for effect in result.change.effects:
+        if effect.number != result.change.number:
+            out.line(f"{target} #{effect.number}: {effect.old} -> {effect.new}")
+    record = result.record
+    if record is not None:
+        out.line(f"rolls back #{record.rollback_of} with the commits and version of #{to}")
+        if record.status != "current":
+            out.line(f"finish it with 'git deploy finish {target}' once it is deployed")
+    return 0
+
+
+# --- import-tags ---------------------------------------------------------------------------------
+
+
+def _natural(text: str) -> list[Any]:
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part)
+            for part in re.split(r"(\d+)", text) if part]
+
+
+def cmd_import_tags(ctx: Any, target: str, pattern: str = "v*", branch: str | None = None,
+                    dry_run: bool = False, as_json: bool = False) -> int:
+    import fnmatch
+    from datetime import UTC, datetime
+
+    from git_deployments import history, intake
+    from git_deployments.model import CommitRef, CreateTarget, Deploy, branch_is_valid
+    from git_deployments.timeutil import iso
+
+    git = ctx.git
+    tags = []
+    for name, _ in git.list_refs("refs/tags/"):
+        if fnmatch.fnmatchcase(name[len("refs/tags/"):], pattern):
+            info = git.tag_info(name)
+            if info is not None:
+                tags.append(info)
+    if not tags:
+        raise DeployError(f"no tag matches {pattern!r} (tags that lead to a commit)")
+    tags.sort(key=lambda t: (t.time, _natural(t.name)))
+    branch = branch or git.head()[0]
+    if branch is None:
+        raise DeployError("HEAD is detached: pass --branch, the branch the releases were made on")
+    if not branch_is_valid(branch):
+        raise DeployError(f"invalid branch name {branch!r}")
+    snap = ctx.store.snapshot(target)
+    exists = snap.tip is not None
+    home = git.default_repository_name()
+    skipped = []
+    todo = tags
+    if exists:
+        recorded_target, _ = snap.require()
+        if recorded_target.archived:
+            raise DeployError(f"target '{target}' is archived; 'git deploy target unarchive "
+                              f"{target}' to use it")
+        home = recorded_target.repository
+        scan = history.scan_timeline(git, target)
+        seen = {(t.version, c) for t in scan.deployments.values() if t.status != "deleted"
+                for r, _, c in t.commits or [] if r == home}
+        todo = [t for t in tags if (t.name, t.commit) not in seen]
+        skipped = [t for t in tags if (t.name, t.commit) in seen]
+        newest = git.commit_info(snap.tip).author_time
+        older = [t for t in todo if t.time < newest]
+        if older:
+            raise DeployError(
+                f"tag {older[0].name} ({iso(datetime.fromtimestamp(older[0].time, UTC))}) is "
+                f"older than the newest change of target '{target}' "
+                f"({iso(datetime.fromtimestamp(newest, UTC))}); history is appended in time "
+                "order: import into a new target, or narrow --pattern")
+    out = Output(as_json)
+    planned = [{"tag": t.name, "commit": t.commit,
+                "at": iso(datetime.fromtimestamp(t.time, UTC)), "by": str(t.person)}
+               for t in todo]
+    if dry_run:
+        if as_json:
+            out.json({"target": target, "dry_run": True, "create_target": not exists,
+                      "imported": planned, "skipped": [t.name for t in skipped]})
+        else:
+            out.line(f"would import {_plural(len(todo), 'tag')} into '{target}'"
+                     f"{'' if exists else ' (a new target)'} on branch {branch}"
+                     f"{f'; {len(skipped)} imported already' if skipped else ''}")
+            for entry in planned:
+                out.line(f"  {entry['at']}  {entry['tag']}  {entry['commit'][:10]}")
+        return 0
+    if not exists:
+        ctx.write(intake.new_request(CreateTarget, git, target, repository=home, settings={},
+                                     at=datetime.fromtimestamp(tags[0].time, UTC)))
+    progress = _Progress(len(todo))
+    imported = []
+    for i, tag in enumerate(todo):
+        request = intake.new_request(
+            Deploy, git, target, op="finish", version=tag.name,
+            commits=[CommitRef(repository=home, branch=branch, commit=tag.commit)],
+            at=datetime.fromtimestamp(tag.time, UTC), by=str(tag.person),
+            reason=f"imported from tag {tag.name}")
+        result = ctx.write(request)
+        imported.append({**planned[i], "number": result.change.number})
+        progress.step(i + 1)
+    progress.done()
+    if as_json:
+        out.json({"target": target, "dry_run": False, "create_target": not exists,
+                  "imported": imported, "skipped": [t.name for t in skipped]})
+        return 0
+    out.line(f"imported {_plural(len(imported), 'tag')} into '{target}'"
+             f"{'' if exists else ' (created)'}"
+             f"{f'; {len(skipped)} imported already' if skipped else ''}")
+    if imported:
+        out.line(f"  #{imported[0]['number']} {imported[0]['tag']} .. "
+                 f"#{imported[-1]['number']} {imported[-1]['tag']}")
+    return 0
+
+
+class _Progress:
+    """`importing tags: 120/1000` on a terminal's stderr; nothing when stderr is not one."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.shown = hasattr(sys.stderr, "isatty") and sys.stderr.isatty() and total > 1
+        self.last = -1
+
+    def step(self, done: int) -> None:
+        percent = done * 100 // max(self.total, 1)
+        if self.shown and percent != self.last:
+            self.last = percent
+            sys.stderr.write(f"\rimporting tags: {done}/{self.total}")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+# --- keep ----------------------------------------------------------------------------------------
+
+
+def cmd_keep(ctx: Any, targets: list[str] | None = None, as_json: bool = False) -> int:
+    from git_deployments import keep
+
+    store = ctx.store
+    keys = targets or store.keys()
+    for key in keys:
+        store.existing(key)
+    results = [(key, keep.rebuild(ctx.git, key)) for key in keys]
+    out = Output(as_json)
+    if as_json:
+        out.json([{"target": key, "ref": keep.kept_ref(key), "kept": len(kept.added),
+                   "missing": kept.missing} for key, kept in results])
+        return 0
+    if not results:
+        out.line("no targets yet")
+    for key, kept in results:
+        out.line(f"{key}: keeps {_plural(len(kept.added), 'deployed commit')} "
+                 f"({keep.kept_ref(key)})")
+        for commit in kept.missing:
+            out.line(f"  missing {commit} (not in this repository: never fetched, or pruned "
+                     "before it was kept)")
+    return 0

@@ -1,0 +1,774 @@
+"""What deployments brought: commit lists, pending work, where a commit went, issues and merges.
+
+Commit walks run the `git` binary (`rev-list` with a fixed format; ids, never user text, on its
+command line, and no shell): git walks history faster than libgit2 through pygit2, and its
+output lands in a temporary file, which is quicker to read back than a pipe. Deployment records
+come from the store; questions about many deployments at once (`contains`, the keep-alive ref)
+read the timeline's commit trailers instead of every record, which is what keeps them fast on a
+target with thousands of deployments.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from git_deployments.errors import CorruptRecord, DeployError, NotFound
+from git_deployments.gitrepo import GitRepo
+from git_deployments.model import COMMIT_PATTERN, SUCCESSFUL, Deployment, Status, Target
+from git_deployments.store import GitOracle, Store, TreeSnapshot, parse_trailers
+
+FIRST_MAX_COUNT = 100  # how much of a first deployment's history is listed by default
+_DATE = "--date=format-local:%Y-%m-%dT%H:%M:%SZ"
+# mark (<, >, -), id, author, date, subject: NUL-separated, so no text can break a record
+_BASIC = "%m%x00%H%x00%an <%ae>%x00%ad%x00%s%x00"
+# ... then parents, trailers (unfolded, one per \x1f) and the body, for issues and merges
+_FULL = _BASIC + "%P%x00%(trailers:only=true,unfold=true,separator=%x1f)%x00%b%x00"
+# variables that would point git at another repository than the one named by --git-dir
+_REPO_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR",
+                   "GIT_NAMESPACE", "GIT_PREFIX")
+_OBJECT_VARIABLES = ("GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+                     "GIT_QUARANTINE_PATH")
+
+
+# --- running git ---------------------------------------------------------------------------------
+
+
+def _environment(own_objects: bool) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _REPO_VARIABLES}
+    if not own_objects:
+        for name in _OBJECT_VARIABLES:
+            env.pop(name, None)
+    # dates in UTC like every other time the tool prints; no optional locks for a reader
+    env.update(TZ="UTC", GIT_OPTIONAL_LOCKS="0", LC_ALL="C")
+    return env
+
+
+def run_git(git_dir: Path, args: Sequence[str], *, stdin: str | None = None,
+            home: bool = True) -> str:
+    """`git --git-dir=<git_dir> <args>`'s standard output; a DeployError with git's own reason
+    when it fails. `home` is false for another repository than the one git deploy runs in."""
+    command = ["git", f"--git-dir={git_dir}", *args]
+    with tempfile.TemporaryFile() as out:
+        try:
+            done = subprocess.run(command, stdout=out, stderr=subprocess.PIPE,
+                                  input=stdin.encode() if stdin is not None else None,
+                                  env=_environment(home), check=False)
+        except OSError as exc:
+            raise DeployError(f"cannot run git: {exc.strerror or exc}") from None
+        if done.returncode != 0:
+            reason = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise DeployError(f"git {args[0]} failed in {git_dir}: "
+                              f"{reason[-1] if reason else f'exit {done.returncode}'}")
+        out.seek(0)
+        return out.read().decode("utf-8", "replace")
+
+
+# --- listed commits ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    commit: str
+    author: str
+    date: str
+    subject: str
+
+    def as_json(self, repository: str | None = None) -> dict[str, str]:
+        data = {"commit": self.commit, "author": self.author, "date": self.date,
+                "subject": self.subject}
+        if repository is not None:
+            data["repository"] = repository
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Message(Commit):
+    """A commit with what issues and merges are read from."""
+
+    parents: tuple[str, ...]
+    trailers: tuple[tuple[str, str], ...]
+    body: str
+
+
+def walk(repo: GitRepo, include: Sequence[str], exclude: Sequence[str] = (), *,
+         max_count: int | None = None, full: bool = False, boundary: bool = False,
+         symmetric: bool = False, home: bool = True) -> list[tuple[str, Commit]]:
+    """(mark, commit) for the commits reachable from `include` and not from `exclude`, newest
+    first; mark is `-` for a boundary commit, else `>`. With `symmetric`, `include` is [a, b]
+    and the walk is `a...b`: mark `<` for a commit only a has, `>` for one only b has."""
+    for oid in (*include, *exclude):
+        if not COMMIT_PATTERN.match(oid):  # only ids reach git's command line
+            raise DeployError(f"invalid commit id {oid!r}")
+    args = ["rev-list", "--no-commit-header", "--encoding=UTF-8", _DATE,
+            f"--format={_FULL if full else _BASIC}"]
+    if max_count is not None:
+        args.append(f"--max-count={max_count}")
+    if boundary:
+        args.append("--boundary")
+    lines = [*include, *(f"^{oid}" for oid in exclude)]
+    if symmetric:
+        args.append("--left-right")
+        lines = [f"{include[0]}...{include[1]}"]
+    revisions = "\n".join(lines) + "\n"
+    text = run_git(repo.git_dir, [*args, "--stdin"], stdin=revisions, home=home)
+    fields = text.split("\0")
+    found: list[tuple[str, Commit]] = []
+    if full:
+        it = iter(fields)
+        for mark, oid, author, date, subject, parents, trailers, body in zip(
+                it, it, it, it, it, it, it, it):
+            pairs = tuple(_trailer(t) for t in trailers.split("\x1f") if ": " in t)
+            found.append((mark[-1:], Message(oid, author, date, subject, tuple(parents.split()),
+                                             pairs, body)))
+    else:
+        it = iter(fields)
+        # each record ends with "\0\n", so every mark but the first carries a leading newline
+        found = [(mark[-1:], Commit(oid, author, date, subject))
+                 for mark, oid, author, date, subject in zip(it, it, it, it, it)]
+    return found
+
+
+def _trailer(text: str) -> tuple[str, str]:
+    name, _, value = text.strip().partition(": ")
+    return name.strip(), value.strip()
+
+
+@dataclass
+class RepoRange:
+    """One repository's part of an answer: the commits from `base` (exclusive) to `head`."""
+
+    repository: str
+    branch: str
+    base: str | None = None
+    head: str | None = None
+    base_number: int | None = None
+    commits: list[Commit] = field(default_factory=list)
+    # in `base` but not in `head`: what a rollback takes out, or what a force-push dropped
+    removed: list[Commit] = field(default_factory=list)
+    truncated: bool = False
+    problem: str | None = None
+    missing: list[str] = field(default_factory=list)
+
+    def as_json(self, with_commits: bool = True) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "repository": self.repository, "branch": self.branch, "from": self.base,
+            "to": self.head, "from_deployment": self.base_number, "count": len(self.commits),
+            "truncated": self.truncated, "available": self.problem is None,
+            "problem": self.problem, "missing": self.missing,
+        }
+        if with_commits:
+            data["commits"] = [c.as_json(self.repository) for c in self.commits]
+        data["removed"] = [c.as_json(self.repository) for c in self.removed]
+        return data
+
+
+class Repositories:
+    """The repositories a target records, opened where they are available locally."""
+
+    def __init__(self, git: GitRepo, target: Target) -> None:
+        self.git = git
+        self.target = target
+        self.oracle = GitOracle(git, target)
+
+    def open(self, name: str) -> tuple[GitRepo | None, str | None]:
+        """(repository, None) or (None, why it cannot be read here)."""
+        repo = self.oracle.repo_for(name)
+        if repo is not None:
+            return repo, None
+        location = self.target.location_of(name)
+        if not location:
+            return None, (f"repository '{name}' is not available here: no location recorded "
+                          f"('git deploy target edit {self.target.key} --repository "
+                          f"{name}=PATH')")
+        return None, f"repository '{name}' is not available here (no repository at {location})"
+
+    def is_home(self, repo: GitRepo) -> bool:
+        return repo is self.git
+
+
+def fill_range(span: RepoRange, repos: Repositories, *, max_count: int | None = None,
+               full: bool = False) -> RepoRange:
+    """List `span`'s commits: base..head, or head's history when there is no base."""
+    repo, problem = repos.open(span.repository)
+    if repo is None:
+        span.problem = problem
+        return span
+    home = repos.is_home(repo)
+    if span.head is None:
+        span.problem = "no commit recorded yet (latest)"
+        return span
+    span.missing = [c for c in (span.base, span.head) if c and not repo.is_commit(c)]
+    if span.missing:
+        ids = ", ".join(span.missing)
+        span.problem = (f"commit {ids} is missing from repository '{span.repository}' "
+                        "(not fetched, or pruned after its branch was force-pushed or deleted)")
+        return span
+    if span.base is None:
+        limit = FIRST_MAX_COUNT if max_count is None else max_count
+        rows = walk(repo, [span.head], max_count=limit + 1, full=full, home=home)
+        span.commits = [c for _, c in rows[:limit]]
+        span.truncated = len(rows) > limit
+        return span
+    if span.base == span.head:
+        return span
+    limited = max_count is not None
+    rows = walk(repo, [span.head], [span.base], boundary=not limited,
+                max_count=max_count + 1 if limited else None, full=full, home=home)
+    listed = [c for mark, c in rows if mark != "-"]
+    if limited:
+        span.truncated = len(listed) > max_count  # type: ignore[operator]
+        listed = listed[:max_count]
+        forward = repo.is_ancestor(span.base, span.head)
+    else:
+        # base is an ancestor of head exactly when it borders the walked range
+        forward = any(mark == "-" and c.commit == span.base for mark, c in rows)
+    span.commits = listed
+    if not forward:
+        span.removed = [c for _, c in walk(repo, [span.base], [span.head], full=full,
+                                           max_count=max_count, home=home)]
+    return span
+
+
+# --- what a deployment brought ---------------------------------------------------------------------
+
+
+@dataclass
+class Brought:
+    key: str
+    record: Deployment
+    ranges: list[RepoRange]
+
+    @property
+    def first(self) -> bool:
+        return all(span.base is None for span in self.ranges)
+
+
+def pick(snap: TreeSnapshot, number: int | None) -> Deployment:
+    """Deployment `number`; by default the current one, else the newest."""
+    target, index = snap.require()
+    if number is not None:
+        record = snap.record(number)
+        if record is None:
+            raise NotFound(f"target '{target.key}' has no deployment #{number}")
+        return record
+    if index.current is not None:
+        record = snap.record(index.current)
+        if record is not None:
+            return record
+    for n in range(index.next_number - 1, 0, -1):
+        record = snap.record(n)
+        if record is not None:
+            return record
+    raise NotFound(f"target '{target.key}' has no deployments yet")
+
+
+def previous_successful(snap: TreeSnapshot, record: Deployment
+                        ) -> dict[str, tuple[int, str, str]]:
+    """For each repository of `record`: (number, branch, commit) of the newest successful
+    deployment numbered below it that deployed that repository."""
+    wanted = {ref.repository for ref in record.commits if ref.commit}
+    found: dict[str, tuple[int, str, str]] = {}
+    for n in range(record.number - 1, 0, -1):
+        if not wanted - found.keys():
+            break
+        earlier = snap.record(n)
+        if earlier is None or earlier.status not in SUCCESSFUL:
+            continue
+        by_branch = {(ref.repository, ref.branch): ref.commit for ref in earlier.commits}
+        for repository in wanted - found.keys():
+            mine = [ref for ref in record.commits if ref.repository == repository]
+            # the same branch if it deployed it, else any branch of that repository
+            same = by_branch.get((repository, mine[0].branch)) if mine else None
+            other = next((ref for ref in earlier.commits
+                          if ref.repository == repository and ref.commit), None)
+            if same:
+                found[repository] = (n, mine[0].branch, same)
+            elif other is not None and other.commit:
+                found[repository] = (n, other.branch, other.commit)
+    return found
+
+
+def brought(store: Store, key: str, number: int | None = None, *,
+            max_count: int | None = None, full: bool = False) -> Brought:
+    """The commits deployment `number` brought: new since the previous successful deployment
+    of each repository, or (for a first deployment) its history up to `max_count`."""
+    snap = store.existing(key)
+    target, _ = snap.require()
+    record = pick(snap, number)
+    before = previous_successful(snap, record)
+    repos = Repositories(store.git, target)
+    ranges = []
+    for ref in record.commits:
+        base = before.get(ref.repository)
+        span = RepoRange(repository=ref.repository, branch=ref.branch, head=ref.commit,
+                         base=base[2] if base else None, base_number=base[0] if base else None)
+        ranges.append(fill_range(span, repos, max_count=max_count, full=full))
+    return Brought(key=key, record=record, ranges=ranges)
+
+
+def brought_counts(store: Store, key: str, record: Deployment) -> list[dict[str, Any]]:
+    """How many commits each repository's part of `record` brought, counted without listing
+    them (what `show` prints as the way to the list)."""
+    snap = store.existing(key)
+    target, _ = snap.require()
+    before = previous_successful(snap, record)
+    repos = Repositories(store.git, target)
+    counts = []
+    for ref in record.commits:
+        base = before.get(ref.repository)
+        entry: dict[str, Any] = {"repository": ref.repository, "branch": ref.branch,
+                                 "from_deployment": base[0] if base else None, "count": None}
+        repo, _problem = repos.open(ref.repository)
+        if repo is not None and ref.commit and repo.is_commit(ref.commit) and base and \
+                repo.is_commit(base[2]):
+            entry["count"] = repo.ahead_behind(ref.commit, base[2])[0]
+        counts.append(entry)
+    return counts
+
+
+# --- pending and compare ---------------------------------------------------------------------------
+
+
+@dataclass
+class Pending:
+    key: str
+    current: Deployment | None
+    ranges: list[RepoRange]
+
+
+def pending(store: Store, key: str, branch: str | None = None, *,
+            max_count: int | None = None) -> Pending:
+    """Commits on the branch tips that the target's current deployment does not contain yet.
+
+    `branch` is a branch of the target's own repository, or REPO:BRANCH for another one.
+    """
+    snap = store.existing(key)
+    target, index = snap.require()
+    current = snap.record(index.current) if index.current is not None else None
+    override_repo, override_branch = target.repository, branch
+    if branch is not None and ":" in branch:
+        override_repo, _, override_branch = branch.partition(":")
+        if override_repo not in target.repository_names():
+            raise DeployError(f"target '{key}' has no repository '{override_repo}' "
+                              f"(it lists: {', '.join(target.repository_names())})")
+    repos = Repositories(store.git, target)
+    wanted: list[tuple[str, str, str | None]] = []  # (repository, branch, deployed commit)
+    for ref in current.commits if current is not None else []:
+        chosen = override_branch if override_branch and ref.repository == override_repo \
+            else ref.branch
+        wanted.append((ref.repository, chosen, ref.commit))
+    if override_branch and all(r != override_repo for r, _, _ in wanted):
+        wanted.append((override_repo, override_branch, None))
+    if not wanted:
+        head_branch = store.git.head()[0]
+        if head_branch is None:
+            raise DeployError(f"target '{key}' has no current deployment and HEAD is detached; "
+                              "pass --branch BRANCH")
+        wanted.append((target.repository, head_branch, None))
+    ranges = []
+    for repository, name, deployed in wanted:
+        span = RepoRange(repository=repository, branch=name, base=deployed,
+                         base_number=current.number if current is not None and deployed
+                         else None)
+        repo, problem = repos.open(repository)
+        tip = repo.branch_tip(name) if repo is not None else None
+        if repo is None:
+            span.problem = problem
+        elif tip is None:
+            span.problem = f"branch '{name}' not found in repository '{repository}'"
+        else:
+            span.head = tip
+            fill_range(span, repos, max_count=max_count)
+        ranges.append(span)
+    return Pending(key=key, current=current, ranges=ranges)
+
+
+@dataclass
+class Side:
+    key: str
+    current: Deployment | None
+
+
+@dataclass
+class Comparison:
+    a: Side
+    b: Side
+    # per repository: (repository, commits only b has, commits only a has, problem)
+    repositories: list[tuple[str, list[Commit], list[Commit], str | None]]
+
+
+def compare(store: Store, key_a: str, key_b: str) -> Comparison:
+    """What b's current deployment has that a's has not, and the reverse (one symmetric walk
+    per repository)."""
+    sides = []
+    targets = []
+    for key in (key_a, key_b):
+        snap = store.existing(key)
+        target, index = snap.require()
+        targets.append(target)
+        sides.append(Side(key, snap.record(index.current) if index.current else None))
+    a, b = sides
+    heads_a = {ref.repository: ref.commit for ref in (a.current.commits if a.current else [])
+               if ref.commit}
+    heads_b = {ref.repository: ref.commit for ref in (b.current.commits if b.current else [])
+               if ref.commit}
+    repos_a, repos_b = Repositories(store.git, targets[0]), Repositories(store.git, targets[1])
+    result: list[tuple[str, list[Commit], list[Commit], str | None]] = []
+    for repository in [*heads_b, *(r for r in heads_a if r not in heads_b)]:
+        if repository not in heads_a or repository not in heads_b:
+            who = key_a if repository not in heads_a else key_b
+            result.append((repository, [], [], f"'{who}' has no current deployment of "
+                                                f"repository '{repository}'"))
+            continue
+        repo, problem = repos_b.open(repository)
+        if repo is None:
+            repo, problem = repos_a.open(repository)
+        if repo is None:
+            result.append((repository, [], [], problem))
+            continue
+        left, right = heads_a[repository], heads_b[repository]
+        missing = [c for c in (left, right) if not repo.is_commit(c)]
+        if missing:
+            result.append((repository, [], [], f"commit {', '.join(missing)} is missing from "
+                                               f"repository '{repository}'"))
+            continue
+        only_a: list[Commit] = []
+        only_b: list[Commit] = []
+        if left != right:
+            home = repos_a.is_home(repo) or repos_b.is_home(repo)
+            for mark, commit in walk(repo, [left, right], symmetric=True, home=home):
+                (only_a if mark == "<" else only_b).append(commit)
+        result.append((repository, only_b, only_a, None))
+    return Comparison(a=a, b=b, repositories=result)
+
+
+# --- the timeline, read from its trailers ------------------------------------------------------
+
+
+@dataclass
+class Trace:
+    """What the timeline says about one deployment."""
+
+    number: int
+    status: str | None = None  # its present status; "deleted" when it was deleted
+    commits: list[tuple[str, str, str]] | None = None  # (repository, branch, commit id)
+    version: str | None = None
+    shipped_at: int | None = None  # when it first became current (unix time)
+
+    @property
+    def successful(self) -> bool:
+        return self.status in SUCCESSFUL
+
+
+@dataclass
+class TimelineScan:
+    key: str
+    repository: str  # the repository holding the target's ref
+    deployments: dict[int, Trace]
+    # every commit any change recorded, oldest first: (repository, commit id)
+    recorded: list[tuple[str, str]]
+
+    def home_commits(self) -> list[str]:
+        return list(dict.fromkeys(c for r, c in self.recorded if r == self.repository))
+
+    @property
+    def current(self) -> Trace | None:
+        return next((t for t in self.deployments.values() if t.status == Status.CURRENT), None)
+
+
+def _arrow_end(text: str) -> str:
+    return text.rsplit(" -> ", 1)[-1].strip()
+
+
+def scan_timeline(git: GitRepo, key: str) -> TimelineScan:
+    """Every deployment's status, commits and version, from the trailers of the target's
+    timeline commits: one pass over small commit messages instead of a YAML load per record.
+    The trailers are written with each change from the same records (store.compose_message)."""
+    from git_deployments.store import recorded_request
+
+    traces: dict[int, Trace] = {}
+    recorded: list[tuple[str, str]] = []
+    repository: str | None = None
+    for info in Store(git).timeline(key):
+        trailers = parse_trailers(info.message)
+        numbers = trailers.get("Deploy-Number")
+        number = int(numbers[0]) if numbers and numbers[0].isdigit() else None
+        changes: dict[int, str] = {}
+        if number is not None:
+            for value in trailers.get("Deploy-Status", []):
+                changes[number] = _arrow_end(value)
+        for value in trailers.get("Deploy-Also", []):
+            head, _, arrow = value.partition(" ")
+            if head.startswith("#") and head[1:].isdigit():
+                changes[int(head[1:])] = _arrow_end(arrow)
+        for n, status in changes.items():
+            trace = traces.setdefault(n, Trace(n))
+            if trace.status is None:
+                trace.status = status
+        if number is not None and changes.get(number) == Status.CURRENT:
+            traces[number].shipped_at = info.author_time  # walking back: ends at the first
+        refs = []
+        for label in trailers.get("Deploy-Commit", []):
+            parts = label.split(":")
+            if len(parts) == 3 and COMMIT_PATTERN.match(parts[2]):
+                refs.append((parts[0], parts[1], parts[2]))
+        recorded[:0] = [(r, c) for r, _, c in refs]
+        if number is not None and (refs or trailers.get("Deploy-Version")):
+            trace = traces.setdefault(number, Trace(number))
+            if trace.commits is None and refs:
+                trace.commits = refs
+            if trace.version is None and trailers.get("Deploy-Version"):
+                trace.version = trailers["Deploy-Version"][-1]
+        if not info.parents:
+            request = recorded_request(info.message, info.id[:12])
+            repository = getattr(request, "repository", None)
+    if repository is None:
+        raise CorruptRecord(f"the timeline of '{key}' does not start with a target-create")
+    return TimelineScan(key=key, repository=repository, deployments=traces, recorded=recorded)
+
+
+# --- where is this commit --------------------------------------------------------------------------
+
+
+def containing(repo: GitRepo, commit: str, tips: Iterable[str]) -> set[str]:
+    """The `tips` that have `commit` in their history (itself included), found in one pass.
+
+    git's `tag --contains` walk is the fastest exact answer git has for many tips at once (one
+    memoised walk, cut short by generation numbers when a commit-graph exists). It runs over
+    throwaway tags in a temporary repository that borrows this one's objects, so nothing is
+    written here.
+    """
+    unique = sorted({t for t in tips if COMMIT_PATTERN.match(t)})
+    if not unique:
+        return set()
+    with tempfile.TemporaryDirectory(prefix="git-deploy-contains-") as tmp:
+        root = Path(tmp)
+        (root / "objects" / "info").mkdir(parents=True)
+        (root / "refs").mkdir()
+        (root / "HEAD").write_text("ref: refs/heads/main\n")
+        (root / "objects" / "info" / "alternates").write_text(f"{repo.objects_dir}\n")
+        shallow = repo.objects_dir.parent / "shallow"
+        if shallow.is_file():  # a shallow clone's cut-off commits have no parents to read
+            shutil.copyfile(shallow, root / "shallow")
+        # names that are not ids themselves, so git never finds a name ambiguous
+        (root / "packed-refs").write_text(
+            "# pack-refs with: peeled fully-peeled sorted \n"
+            + "".join(f"{tip} refs/tags/d{tip}\n" for tip in unique))
+        text = run_git(root, ["tag", "--no-column", "--contains", commit,
+                              "--format=%(objectname)"], home=True)
+    return set(text.split())
+
+
+@dataclass
+class Containment:
+    key: str
+    commit: str
+    live: bool
+    current: Trace | None
+    first: Trace | None
+    # successful deployments whose commit this repository lacks: containment unknown
+    unknown: list[int]
+
+    def as_json(self) -> dict[str, Any]:
+        from datetime import UTC, datetime
+
+        from git_deployments.timeutil import iso
+
+        first = self.first
+        return {
+            "target": self.key, "commit": self.commit, "live": self.live,
+            "current": self.current.number if self.current else None,
+            "first_deployment": first.number if first else None,
+            "first_version": first.version if first else None,
+            "first_shipped_at": iso(datetime.fromtimestamp(first.shipped_at, UTC))
+            if first and first.shipped_at is not None else None,
+            "unknown": self.unknown,
+        }
+
+
+def contains(store: Store, spec: str, keys: Sequence[str] | None = None
+             ) -> tuple[str, list[Containment]]:
+    """For each target: whether its current deployment contains the commit (by ancestry), and
+    the first deployment that shipped it. One walk for all targets together."""
+    git = store.git
+    commit = git.resolve_commit(spec)
+    for key in keys or []:
+        store.existing(key)
+    scans = [scan_timeline(git, key) for key in (keys or store.keys())]
+    tips: set[str] = set()
+    unknown: dict[str, list[int]] = {}
+    for scan in scans:
+        for trace in scan.deployments.values():
+            if not trace.successful:
+                continue
+            for repository, _, oid in trace.commits or []:
+                if repository != scan.repository:
+                    continue
+                if git.is_commit(oid):
+                    tips.add(oid)
+                else:
+                    unknown.setdefault(scan.key, []).append(trace.number)
+    found = containing(git, commit, tips)
+    answers = []
+    for scan in scans:
+        def ships(trace: Trace, home: str = scan.repository) -> bool:
+            return any(r == home and c in found for r, _, c in trace.commits or [])
+
+        shipped = sorted((t for t in scan.deployments.values() if t.successful and ships(t)),
+                         key=lambda t: t.number)
+        current = scan.current
+        answers.append(Containment(
+            key=scan.key, commit=commit, live=current is not None and ships(current),
+            current=current, first=shipped[0] if shipped else None,
+            unknown=sorted(set(unknown.get(scan.key, [])))))
+    return commit, answers
+
+
+def commit_summary(git: GitRepo, commit: str) -> str:
+    info = git.commit_info(commit)
+    return info.message.split("\n", 1)[0]
+
+
+# --- issues and merges -----------------------------------------------------------------------------
+
+CLOSING_TRAILERS = frozenset({"fixes", "fixed", "fix", "closes", "closed", "close", "resolves",
+                              "resolved", "resolve"})
+REFERRING_TRAILERS = frozenset({"refs", "ref", "references", "related", "related-to",
+                                "relates-to", "issue", "issues", "see-also", "part-of"})
+DEFAULT_ISSUE_PATTERNS = (
+    # #123, and owner/repo#123 across repositories (not &#123; or a URL's fragment)
+    r"(?<![\w&#/])(?:[\w.-]+/[\w.-]+)?#\d+\b",
+    # Jira/YouTrack keys: ABC-123
+    r"\b[A-Z][A-Z0-9_]+-[1-9][0-9]*\b",
+)
+# look like ABC-123 but name standards, not issues (defaults only)
+NOT_ISSUES = frozenset({"UTF", "SHA", "ISO", "RFC", "CVE", "PEP", "TLS", "SSL", "MD", "AES",
+                        "RSA", "CRC", "GPL", "LGPL", "ECMA", "IEEE", "HTTP", "X"})
+CLOSING_WORDS = re.compile(r"\b(?:fix(?:e[sd])?|close[sd]?|resolve[sd]?)[:\s]+$", re.IGNORECASE)
+MERGE_REQUESTS = (
+    # (pattern on the whole message, kind, how the request is named from its groups)
+    (re.compile(r"\AMerge pull request #(\d+) from (\S+)"), "pull request", "#{0}"),
+    (re.compile(r"^See merge request (\S*?)!(\d+)\s*$", re.MULTILINE), "merge request",
+     "{0}!{1}"),
+    (re.compile(r"\AMerged in (\S+) \(pull request #(\d+)\)"), "pull request", "#{1}"),
+    (re.compile(r"\AMerged PR (\d+):"), "pull request", "#{0}"),
+)
+
+
+def issue_patterns(git: GitRepo) -> tuple[list[re.Pattern[str]], bool]:
+    """The patterns issue keys are found with: `deploy.issuePattern` (repeatable), else the
+    defaults; and whether they are the defaults."""
+    configured = git.config_get_all("deploy.issuePattern")
+    compiled = []
+    for text in configured:
+        try:
+            compiled.append(re.compile(text))
+        except re.error as exc:
+            raise DeployError(f"invalid deploy.issuePattern {text!r}: {exc}") from None
+    if compiled:
+        return compiled, False
+    return [re.compile(p) for p in DEFAULT_ISSUE_PATTERNS], True
+
+
+def find_keys(text: str, patterns: list[re.Pattern[str]], defaults: bool
+              ) -> list[tuple[str, int]]:
+    """(key, offset) of every issue key in `text`; a pattern's first group is the key when it
+    has one."""
+    found = []
+    for pattern in patterns:
+        for match in pattern.finditer(text):
+            key = match.group(1) if pattern.groups else match.group(0)
+            if not key:
+                continue
+            if defaults and "-" in key and key.split("-", 1)[0] in NOT_ISSUES:
+                continue
+            found.append((key, match.start()))
+    return found
+
+
+@dataclass
+class Issue:
+    key: str
+    closing: bool = False
+    trailers: list[str] = field(default_factory=list)
+    commits: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"key": self.key, "closing": self.closing, "trailers": self.trailers,
+                "commits": self.commits}
+
+
+@dataclass
+class Merge:
+    repository: str
+    commit: Message
+    kind: str  # "pull request", "merge request" or "merge"
+    request: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {**self.commit.as_json(self.repository), "kind": self.kind,
+                "request": self.request}
+
+
+def merge_of(repository: str, commit: Message) -> Merge | None:
+    if len(commit.parents) < 2:
+        return None
+    message = f"{commit.subject}\n\n{commit.body}"
+    for pattern, kind, name in MERGE_REQUESTS:
+        match = pattern.search(message)
+        if match:
+            return Merge(repository, commit, kind, name.format(*match.groups()))
+    return Merge(repository, commit, "merge", None)
+
+
+def issues_in(commits: Iterable[tuple[str, Message]], patterns: list[re.Pattern[str]],
+              defaults: bool) -> tuple[list[Merge], list[Issue]]:
+    """Merges, and issues keyed by name in the order first met, from (repository, message)."""
+    merges: list[Merge] = []
+    issues: dict[str, Issue] = {}
+
+    def note(key: str, commit: str, closing: bool, trailer: str | None = None) -> None:
+        issue = issues.setdefault(key, Issue(key))
+        issue.closing = issue.closing or closing
+        if trailer and trailer not in issue.trailers:
+            issue.trailers.append(trailer)
+        if commit not in issue.commits:
+            issue.commits.append(commit)
+
+    for repository, message in commits:
+        merge = merge_of(repository, message)
+        if merge is not None:
+            merges.append(merge)
+        text = f"{message.subject}\n\n{message.body}"
+        for key, offset in find_keys(text, patterns, defaults):
+            note(key, message.commit, bool(CLOSING_WORDS.search(text[max(0, offset - 16):
+                                                                     offset])))
+        for name, value in message.trailers:
+            lowered = name.lower()
+            if lowered not in CLOSING_TRAILERS and lowered not in REFERRING_TRAILERS:
+                continue
+            keys = [k for k, _ in find_keys(value, patterns, defaults)]
+            if not keys:
+                keys = _bare_reference(value)
+            for key in keys:
+                note(key, message.commit, lowered in CLOSING_TRAILERS, name)
+    return merges, list(issues.values())
+
+
+def _bare_reference(value: str) -> list[str]:
+    """A trailer value no pattern matched: a URL or a bare number names an issue; a commit id
+    (the kernel's `Fixes: <id> ("subject")`) does not."""
+    word = value.split()[0] if value.split() else ""
+    if word.startswith(("http://", "https://")):
+        return [word]
+    if word.isdigit():
+        return [f"#{word}"]
+    return []
