@@ -45,7 +45,8 @@ def test_github_actions_pull_request_tag_and_retry() -> None:
     # without GITHUB_REF_TYPE (older runners) the full ref tells a branch from a tag
     old = ci.detect({**base, "GITHUB_REF": "refs/tags/v1.0"})
     assert old is not None and old.branch is None
-    assert ci.detect({**base, "GITHUB_REF": "refs/heads/main"}).branch == "main"  # type: ignore[union-attr]
+    main = ci.detect({**base, "GITHUB_REF": "refs/heads/main"})
+    assert main is not None and main.branch == "main"
 
 
 def test_gitlab_ci() -> None:
@@ -72,7 +73,8 @@ def test_jenkins() -> None:
     assert freestyle == ci.CIContext(
         system="Jenkins", branch="release", commit=SHA,
         url="https://ci.example/job/shop/job/deploy/12/", label="Jenkins shop/deploy #12")
-    assert ci.detect({**base, "GIT_BRANCH": "refs/remotes/origin/a/b"}).branch == "a/b"  # type: ignore[union-attr]
+    nested = ci.detect({**base, "GIT_BRANCH": "refs/remotes/origin/a/b"})
+    assert nested is not None and nested.branch == "a/b"
     multibranch = ci.detect({**base, "BRANCH_NAME": "main", "GIT_BRANCH": "main",
                              "BUILD_USER": "Lena", "BUILD_USER_EMAIL": "lena@example.com"})
     assert multibranch is not None and multibranch.branch == "main"
@@ -221,7 +223,7 @@ def test_target_from_the_environment(repo: Path, deploy: Deploy) -> None:
 
 
 @pytest.mark.parametrize("env, message", [
-    ({}, "no target given"),
+    ({}, "the following arguments are required: target"),
     ({"GIT_DEPLOY_TARGET": "Not/A/Key"}, "invalid GIT_DEPLOY_TARGET"),
 ])
 def test_missing_or_bad_target_from_the_environment(repo: Path, deploy: Deploy,

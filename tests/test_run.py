@@ -50,7 +50,8 @@ def test_failure_fails_with_the_exit_status(production: Deploy) -> None:
     assert record["history"][-1]["reason"] == "exit status 3"
     # a failed deployment leaves the current one alone
     listed = production.json("list", "production")
-    assert [(r["number"], r["status"]) for r in listed] == [(2, "failed"), (1, "current")]  # type: ignore[index]
+    assert isinstance(listed, list)
+    assert [(r["number"], r["status"]) for r in listed] == [(2, "failed"), (1, "current")]
 
 
 def test_killed_command_fails_with_the_signal(production: Deploy) -> None:
@@ -109,7 +110,7 @@ def test_target_from_the_environment(production: Deploy) -> None:
     (["run", "production"], 2, "no command to run"),
     (["run", "production", "--"], 2, "no command to run"),
     (["run", "production", "touch-marker"], 2, "put '--' before the command"),
-    (["run", "--", "touch-marker"], 2, "no target given"),
+    (["run", "--", "touch-marker"], 2, "the following arguments are required: target"),
     (["run", "staging", "--", "touch-marker"], 1, "unknown target 'staging'"),
     (["run", "production", "--commit", "app:nope:HEAD", "--", "touch-marker"], 1,
      "branch 'nope' not found"),

@@ -59,8 +59,8 @@ def default_target(target: str | None) -> str:
         return target
     context = ci.detect()
     if context is None or context.target is None:
-        raise UsageError("no target given: name one (e.g. 'production') or set "
-                         "GIT_DEPLOY_TARGET")
+        raise UsageError("the following arguments are required: target (or set "
+                         "GIT_DEPLOY_TARGET)")
     problem = key_problem(context.target)
     if problem:
         raise UsageError(f"invalid GIT_DEPLOY_TARGET {context.target!r}: {problem}")

@@ -47,8 +47,9 @@ class Output:
     def dim(self, text: str) -> str:
         return self.paint(text, "2")
 
-    def status(self, status: Status | str) -> str:
-        return self.paint(str(status), _COLOURS.get(Status(status), ""))
+    def status(self, status: Status | str, width: int = 0) -> str:
+        """The status in its colour, padded to `width` visible characters."""
+        return self.paint(str(status).ljust(width), _COLOURS.get(Status(status), ""))
 
     def table(self, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         """Columns aligned on visible width (colour codes do not count)."""

@@ -109,7 +109,7 @@ def cmd_status(ctx: Any, all: bool = False, as_json: bool = False) -> int:
             f"#{current.number} {current.title()}" if current else out.dim("nothing yet"),
             span(current.since, now) if current else "",
             f"#{flight.number} {out.status(flight.status)} {flight.version or ''} "
-            f"{relative(flight.since, now)}".strip() if flight else "-",
+            f"for {span(flight.since, now)}" if flight else "-",
             ", ".join(f"#{_record(s).number}" for s in row["scheduled"]) or "-",
             "-" if row["pending"] is None else str(row["pending"]),
         ))
@@ -155,10 +155,19 @@ def cmd_list(ctx: Any, target: str, status: list[str] | None = None, limit: int 
     out.table(["#", "STATUS", "VERSION", "COMMITS", "SINCE", "BY"], [
         (str(r.number), out.status(r.status), r.version or "-",
          ", ".join(f"{c.branch}@{c.commit[:7] if c.commit else 'latest'}" for c in r.commits),
-         relative(r.since, now), r.history[-1].by.split(" <")[0])
+         relative(r.since, now), deployed_by(r).split(" <")[0])
         for r in found
     ])
     return 0
+
+
+def deployed_by(record: Deployment) -> str:
+    """Who brought a deployment where it is: its last change other than 'completed' (which
+    whoever finished the next deployment made)."""
+    for change in reversed(record.history):
+        if change.status != Status.COMPLETED:
+            return change.by
+    return record.history[-1].by
 
 
 def cmd_show(ctx: Any, target: str, number: int | None = None, as_json: bool = False) -> int:
@@ -189,8 +198,8 @@ def cmd_show(ctx: Any, target: str, number: int | None = None, as_json: bool = F
 
 def print_deployment(out: Output, key: str, record: Deployment) -> None:
     now = clock()
-    out.line(out.bold(f"{key} #{record.number}") + f"  {out.status(record.status)}"
-             f"  {record.version or '(no version)'}")
+    out.line(out.bold(f"{key} #{record.number}") + f"  {out.status(record.status)} for "
+             f"{span(record.since, now)}  {record.version or '(no version)'}")
     for ref in record.commits:
         out.line(f"  commit       {ref.repository}:{ref.branch}:{ref.commit or 'latest'}")
     if record.description:
@@ -206,7 +215,7 @@ def print_deployment(out: Output, key: str, record: Deployment) -> None:
     out.line("  history")
     for change in record.history:
         reason = f" — {change.reason}" if change.reason else ""
-        out.line(f"    {iso(change.at)}  {out.status(change.status):<10}  {change.by}"
+        out.line(f"    {iso(change.at)}  {out.status(change.status, 10)}  {change.by}"
                  f"  ({change.op}){reason}")
 
 
@@ -255,5 +264,6 @@ def cmd_log(ctx: Any, target: str | None = None, limit: int = 50, as_json: bool 
         moment = datetime.fromisoformat(entry["at"].replace("Z", "+00:00"))
         who = entry["by"].split(" <")[0]
         out.line(f"{out.paint(entry['timeline_commit'][:10], '33')}  {entry['at']}  "
-                 f"{out.dim(relative(moment, now)):<14}  {entry['subject']}  {out.dim('— ' + who)}")
+                 f"{out.dim(relative(moment, now).ljust(14))}  {entry['subject']}  "
+                 f"{out.dim('— ' + who)}")
     return 0
