@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,17 +139,21 @@ class GitRepo:
             ref.set_target(pygit2.Oid(hex=new), message)
         except pygit2.AlreadyExistsError:
             raise RaceLost(name) from None
-        except pygit2.GitError as exc:
+        except (pygit2.GitError, OSError) as exc:
+            # libgit2 reports a lock file it cannot create as OSError, other failures as GitError
             text = str(exc)
             if "old reference value does not match" in text or "already exists" in text:
                 raise RaceLost(name) from None
             if "locked" in text or ".lock" in text:
-                lock = self.git_dir / f"{name}.lock"
-                raise DeployError(
-                    f"ref {name} is locked ({lock} exists); if no git process is running, "
-                    "run 'git deploy doctor' to remove the stale lock"
-                ) from None
-            raise DeployError(f"cannot update {name}: {text}") from None
+                quoted = re.search(r"'([^']+\.lock)'", text)
+                lock = Path(quoted.group(1)) if quoted else self.git_dir / f"{name}.lock"
+                if lock.exists():
+                    raise DeployError(
+                        f"ref {name} is locked ({lock} exists); if no git process is running, "
+                        "run 'git deploy doctor' to remove the stale lock"
+                    ) from None
+            reason = getattr(exc, "strerror", None) or text.rstrip(": ")
+            raise DeployError(f"cannot update {name}: {reason}") from None
 
     # --- objects ------------------------------------------------------------------------
 
