@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "git_deployments.commands.deployments",
     "git_deployments.commands.history",
     "git_deployments.commands.run",
+    "git_deployments.commands.care",
     "git_deployments.commands.watch",
 )
 
