@@ -282,30 +282,55 @@ def test_doctor_keeps_a_lock_file_a_process_has_open(timeline: Path, deploy: Dep
     git(timeline, "pack-refs", "--all")
 
 
-def test_doctor_removes_temporary_objects_and_stale_daemon_pid_locks(timeline: Path,
-                                                                    deploy: Deploy) -> None:
+def test_doctor_removes_temporary_objects(timeline: Path, deploy: Deploy) -> None:
     objects = timeline / ".git" / "objects"
     temp = objects / "tmp_object_git2_a1B2c3"
     temp.write_bytes(b"x\x9c")
     fresh = objects / "tmp_object_git2_d4E5f6"
     fresh.write_bytes(b"x\x9c")
-    ours = timeline / ".git" / "git-deployments"
-    ours.mkdir(exist_ok=True)
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    daemon = ours / "watch.lock"
-    daemon.write_text(f"{dead.pid}\n")
-    alive = ours / "other.pid"
-    alive.write_text(f"{os.getpid()}\n")
-    for path in (temp, daemon, alive):
+    ours = timeline / ".git" / "git-deployments" / "watch"
+    ours.mkdir(parents=True)
+    cursor = ours / ".cursor.json.4242.1.tmp"
+    cursor.write_text("{")
+    for path in (temp, cursor):
         age(path, 3600)
-    result = deploy("doctor")
-    lines = result.stdout.splitlines()
-    assert lines[0] == (f"removed git-deployments/watch.lock: names process {dead.pid}, which no "
-                        "longer runs, and no process holds it")
-    assert lines[1].startswith("removed objects/tmp_object_git2_a1B2c3: a temporary file "
+    lines = deploy("doctor").stdout.splitlines()
+    assert lines[0].startswith("removed objects/tmp_object_git2_a1B2c3: a temporary file "
                                "written 1h ago by a process that stopped")
-    assert lines[2].startswith("kept objects/tmp_object_git2_d4E5f6: the file changed ")
+    assert lines[1].startswith("kept objects/tmp_object_git2_d4E5f6: the file changed ")
+    assert lines[2].startswith("removed git-deployments/watch/.cursor.json.4242.1.tmp: ")
     assert len(lines) == 3
-    assert not temp.exists() and not daemon.exists() and fresh.exists() and alive.exists()
+    assert not temp.exists() and not cursor.exists() and fresh.exists()
     deploy("fsck")
+
+
+def test_doctor_after_a_killed_watcher(timeline: Path, deploy: Deploy) -> None:
+    from conftest import BIN
+
+    pid_file = timeline / ".git" / "git-deployments" / "watch" / "pid"
+    watcher = subprocess.Popen([str(BIN / "git-deploy"), "watch", "-q"], cwd=timeline,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for _ in range(600):
+            if pid_file.exists() and pid_file.read_text().strip() == str(watcher.pid):
+                break
+            assert watcher.poll() is None, watcher.stderr.read() if watcher.stderr else ""
+            time.sleep(0.05)
+        age(pid_file, 3600)
+        assert deploy("doctor").stdout == (
+            f"kept git-deployments/watch/pid: its daemon (pid {watcher.pid}) is running and "
+            "holds git-deployments/watch/lock\n")
+    finally:
+        watcher.kill()
+        watcher.wait()
+    assert pid_file.exists()  # SIGKILL leaves it behind
+    age(pid_file, 3600)
+    result = deploy("doctor", "--dry-run")
+    assert result.stdout.startswith(
+        f"would remove git-deployments/watch/pid: process {watcher.pid} left it and no daemon "
+        "holds git-deployments/watch/lock: none is running\n")
+    assert pid_file.exists()
+    deploy("doctor")
+    assert not pid_file.exists()
+    assert deploy("doctor").stdout == "nothing to fix: no stale locks or temporary files\n"
+    deploy("sweep")

@@ -215,6 +215,37 @@ def open_files() -> set[str] | None:
     return found
 
 
+def _flock_held(path: Path) -> bool | None:
+    """Whether a process holds a flock on `path` (None: it cannot be looked at). Read from
+    /proc/locks where there is one, so the check never takes the lock itself: a daemon starting
+    at that instant with a non-blocking acquire would otherwise be refused."""
+    try:
+        inode = path.stat().st_ino
+    except OSError:
+        return None
+    try:
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        table = None
+    if table is not None:
+        # `1: FLOCK  ADVISORY  WRITE 27621 fe:00:2146552 0 EOF`: the inode ends the 6th field
+        return any(len(f) > 5 and f[1] == "FLOCK" and f[5].rsplit(":", 1)[-1] == str(inode)
+                   for f in (line.split() for line in table.splitlines()))
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a flock this probe took
+    return False
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -342,41 +373,43 @@ class Doctor:
                      f"left {_ago(_age(path) or 0.0)} by a process that stopped while rewriting "
                      "packed-refs; packed-refs keeps its last content")
 
-    # --- the daemon's lock and pid files under $GIT_DIR/git-deployments ---
+    # --- the daemon's pid files under $GIT_DIR/git-deployments ---
 
     def _daemon_locks(self) -> Iterator[Path]:
+        """Pid files (`pid`, `*.pid`): the watcher writes one next to the flock'ed `lock` it
+        holds while it runs. The flock'ed files themselves are free the moment their holder
+        dies, so nothing about them is ever stale."""
         base = self.git_dir / "git-deployments"
         if not base.is_dir():
             return
-        # the targets' write locks are flock'ed files: free the moment their holder dies
-        target_locks = self.store.lock_path("any").parent
         for path in sorted(base.rglob("*")):
-            if path.suffix in (".lock", ".pid") and path.is_file() and \
-                    path.parent != target_locks:
+            if (path.name == "pid" or path.suffix == ".pid") and path.is_file():
                 yield path
 
     def _daemon_lock(self, path: Path) -> None:
-        import fcntl
-
         try:
-            fd = os.open(path, os.O_RDONLY)
+            text = path.read_text(encoding="ascii", errors="replace").split()
         except OSError:
             return
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                self._keep(path, "daemon-lock", "held by a running process")
+        pid = int(text[0]) if text and text[0].isdigit() and len(text[0]) < 10 else None
+        companion = path.with_name("lock") if path.name == "pid" else path.with_suffix(".lock")
+        if companion.exists():
+            held = _flock_held(companion)
+            if held is None:
                 return
-            text = os.read(fd, 64).decode("ascii", "replace").split()
-            pid = int(text[0]) if text and text[0].isdigit() else None
-            if pid is None or pid == os.getpid() or _pid_alive(pid):
-                # a plain flock file is free once its holder exits: nothing is stale about it
+            if held:
+                self._keep(path, "daemon-lock", f"its daemon (pid {pid or '?'}) is running "
+                                                f"and holds {self._relative(companion)}")
                 return
-            self._remove(path, "daemon-lock", f"names process {pid}, which no longer runs, and "
-                                              "no process holds it")
-        finally:
-            os.close(fd)
+            reason = f"process {pid or '?'} left it and no daemon holds " \
+                     f"{self._relative(companion)}: none is running"
+        elif pid is not None and not _pid_alive(pid):
+            reason = f"names process {pid}, which no longer runs"
+        else:
+            return
+        if self._too_young(path, "daemon-lock", "the file"):
+            return
+        self._remove(path, "daemon-lock", reason)
 
     # --- temporary objects libgit2 left in objects/ ---
 
