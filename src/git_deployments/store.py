@@ -18,7 +18,20 @@ from git_deployments.gitrepo import CommitInfo, GitRepo, Person, RaceLost, open_
 from git_deployments.model import Deployment, Index, Request, Target, key_problem
 
 if TYPE_CHECKING:
+    from typing import Protocol
+
     from git_deployments.machine import Change, Effect, Oracle
+
+    class Snapshot(Protocol):
+        """What changed_files reads of the state before a change."""
+
+        tree: str | None
+
+        @property
+        def target(self) -> Target | None: ...
+
+        @property
+        def index(self) -> Index | None: ...
 
 REF_PREFIX = "refs/deployments/"
 LOCK_TIMEOUT = 60.0
@@ -279,16 +292,23 @@ class Store:
         return WriteResult(key=key, commit=commit, change=change, request=recorded)
 
     def build_tree(self, snap: TreeSnapshot, change: Change) -> str:
-        files: dict[str, bytes | None] = {}
-        if snap.tree is None:
-            files["format"] = records.format_blob()
-        if snap.tree is None or change.target != snap.target:
-            files["target.yaml"] = records.dump(change.target)
-        if snap.tree is None or change.index != snap.index:
-            files["index.yaml"] = records.dump(change.index)
-        for number, record in change.records.items():
-            files[record_path(number)] = records.dump(record) if record is not None else None
-        return self.git.write_tree(snap.tree, files)
+        return self.git.write_tree(snap.tree, changed_files(snap, change))
+
+
+def changed_files(snap: Snapshot, change: Change) -> dict[str, bytes | None]:
+    """What `change` writes over the tree of `snap` (None: the path is removed). Shared with
+    the benchmark's builder, which streams the same files to `git fast-import`."""
+    files: dict[str, bytes | None] = {}
+    first = snap.tree is None
+    if first:
+        files["format"] = records.format_blob()
+    if first or change.target != snap.target:
+        files["target.yaml"] = records.dump(change.target)
+    if first or change.index != snap.index:
+        files["index.yaml"] = records.dump(change.index)
+    for number, record in change.records.items():
+        files[record_path(number)] = records.dump(record) if record is not None else None
+    return files
 
 
 def compose_message(request: Request, change: Change) -> str:
