@@ -260,3 +260,26 @@ def test_invalid_git_deploy_now_is_refused(repo: Path, deploy: Deploy) -> None:
     assert result.stderr.startswith("error: invalid GIT_DEPLOY_NOW 'yesterday'")
     assert result.stderr.count("\n") == 1
     assert git(repo, "rev-parse", "refs/deployments/production") == before
+
+
+def test_a_ci_job_in_a_fresh_detached_clone_syncs_with_the_server(
+        repo: Path, deploy: Deploy, bare: Path, tmp_path: Path) -> None:
+    # what docs/ci/*.md set up: the server has the target; the job clones, checks out the
+    # commit detached, and records start and finish with --sync
+    if deploy("push", "-h", ok=False).returncode != 0:
+        pytest.skip("git deploy push is not available yet")
+    deploy("target", "create", "production")
+    git(repo, "push", "-q", str(bare), "refs/deployments/*:refs/deployments/*")
+    job = tmp_path / "job"
+    git(tmp_path, "clone", "-q", str(bare), str(job))
+    release = git(job, "rev-parse", "origin/release")
+    git(job, "checkout", "-q", "--detach", release)
+    env, url, _ = _ci_env("github", release)
+    steps = Deploy(job)
+    steps("start", "production", "--sync", env=env)
+    steps("finish", "production", "--sync", env=env)
+    on_server = git(bare, "log", "--format=%s", "refs/deployments/production").splitlines()
+    assert on_server[0].startswith("production #1: current")
+    assert on_server[1].startswith("production #1: deploying")
+    record = git(bare, "show", "refs/deployments/production:deployments/1.yaml")
+    assert release in record and url in record
