@@ -19,6 +19,8 @@ COMMAND_MODULES = (
     "git_deployments.commands.targets",
     "git_deployments.commands.deployments",
     "git_deployments.commands.history",
+    "git_deployments.commands.sync",
+    "git_deployments.commands.hooks",
     "git_deployments.commands.run",
     "git_deployments.commands.care",
     "git_deployments.commands.watch",
@@ -51,6 +53,11 @@ class Context:
             from git_deployments.store import open_store
 
             self._store = open_store(self.repo_path)
+            if self.sync_remote is not None:
+                from git_deployments.sync import before_write
+
+                # a synced write reads the remote's state (a fresh CI clone has none of its own)
+                before_write(self._store, self.sync_remote or None)
         return self._store
 
     @property

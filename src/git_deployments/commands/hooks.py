@@ -1,0 +1,56 @@
+"""`git deploy install-hooks` and `git deploy hook <name>` (what the installed scripts run)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from git_deployments.output import Output
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "install-hooks", help="install the server hooks (pre-receive, post-receive)",
+        description="Install pre-receive (validates pushed timelines) and post-receive "
+                    "(schedules deployments on push) into this repository's hooks directory, "
+                    "core.hooksPath included. A hook already there is kept as <hook>.legacy "
+                    "and runs first.")
+    p.add_argument("--server", action="store_true",
+                   help="install even though this repository has a work tree")
+    p.set_defaults(func=cmd_install)
+
+    p = subparsers.add_parser("hook", help="run a server hook (the installed scripts call this)",
+                              description="Read the hook's input from stdin, as git gives it.")
+    p.add_argument("name", choices=["pre-receive", "post-receive"])
+    p.set_defaults(func=cmd_hook)
+
+
+def cmd_install(ctx: Any, server: bool = False) -> int:
+    from git_deployments.hooks import install
+
+    out = Output()
+    for line in install(ctx.git, server):
+        out.line(line)
+    return 0
+
+
+def cmd_hook(ctx: Any, name: str) -> int:
+    from git_deployments import hooks
+    from git_deployments.gitrepo import open_repository
+
+    # from the environment: inside git's quarantine, GIT_DIR and the object directories git
+    # sets make the pushed (not yet accepted) objects readable
+    git = open_repository(ctx.repo_path)
+    updates = hooks.read_updates(sys.stdin.read())
+    if name == "pre-receive":
+        refusals = hooks.pre_receive(git, updates, os.environ)
+        for line in refusals:
+            print(f"error: {line}", file=sys.stderr)
+        return 1 if refusals else 0
+    done, failed = hooks.post_receive(git, updates, os.environ)
+    for line in done:
+        print(line)
+    for line in failed:
+        print(f"error: {line}", file=sys.stderr)
+    return 1 if failed else 0

@@ -1,0 +1,145 @@
+"""`git deploy init|pull|push|sync`: sharing timelines through a git remote."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from git_deployments.commands.common import add_json
+from git_deployments.output import Output
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "init", help="make plain 'git fetch' bring the deployment timelines too",
+        description="Add the fetch refspec for refs/deployments/* to a remote (idempotent).")
+    p.add_argument("--remote", metavar="NAME", help="the remote (default: deploy.remote, "
+                                                    "else origin)")
+    p.set_defaults(func=cmd_init)
+
+    for name, text in (("pull", "fetch the remote's timelines and integrate them"),
+                       ("push", "push the timelines the remote does not have yet"),
+                       ("sync", "pull, then push (retrying while other clones push first)")):
+        p = subparsers.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        p.add_argument("remote", nargs="?", help="the remote (default: deploy.remote, else "
+                                                 "origin)")
+        add_json(p)
+        p.set_defaults(func=cmd_share, mode=name)
+
+
+def cmd_init(ctx: Any, remote: str | None = None) -> int:
+    from git_deployments.sync import fetch_refspec, resolve_remote, run_git
+
+    git = ctx.git
+    name = resolve_remote(git, remote)
+    refspec = fetch_refspec(name)
+    setting = f"remote.{name}.fetch"
+    out = Output()
+    if refspec in git.config_get_all(setting):
+        out.line(f"{setting} already has {refspec}: 'git fetch {name}' brings the deployment "
+                 "timelines")
+        return 0
+    result = run_git(git, ["config", "--add", setting, refspec])
+    if result.returncode != 0:
+        from git_deployments.errors import DeployError
+
+        raise DeployError(f"cannot change {setting}: {result.stderr.strip()}")
+    out.line(f"added {refspec} to {setting}: 'git fetch {name}' now brings the deployment "
+             f"timelines into refs/remotes/{name}/deployments/")
+    out.line(f"share your changes with 'git deploy push {name}' (or --sync on any write)")
+    return 0
+
+
+def cmd_share(ctx: Any, mode: str, remote: str | None = None, as_json: bool = False) -> int:
+    from git_deployments import sync
+
+    store = ctx.store
+    name = sync.resolve_remote(store.git, remote)
+    report = sync.SyncReport()
+    if mode == "sync":
+        report = sync.sync(store, name)
+    elif mode == "pull":
+        for integration in sync.pull(store, name):
+            report.integrations[integration.key] = integration
+            report.refused += integration.refused
+    else:
+        report.pushed = {p.key: p for p in sync.push(store, name)}
+    out = Output(as_json)
+    if as_json:
+        out.json(_json(report))
+    else:
+        _print(out, report, name)
+    for refused in report.refused:
+        print(f"error: {refused.message(name)}", file=sys.stderr)
+    failed = [p for p in report.pushed.values() if not p.ok]
+    for pushed in failed:
+        advice = "run 'git deploy sync'" if pushed.status in ("raced", "behind") else \
+            "the change stays in this clone"
+        print(f"error: {pushed.key}: not pushed to '{name}': {pushed.detail}; {advice}",
+              file=sys.stderr)
+    return 1 if report.refused or failed else 0
+
+
+_ACTIONS = {
+    "created": "new from {remote}",
+    "fast-forward": "{incoming} new change(s) from {remote}",
+    "ahead": "",
+    "up-to-date": "",
+    "local-only": "",
+}
+
+
+def _print(out: Output, report: Any, remote: str) -> None:
+    lines = []
+    for key in sorted(set(report.integrations) | set(report.pushed)):
+        parts = []
+        integration = report.integrations.get(key)
+        if integration is not None:
+            if integration.action == "replayed":
+                text = (f"{integration.incoming} new change(s) from {remote}; "
+                        f"{len(integration.replayed)} local change(s) replayed onto them")
+                if integration.skipped:
+                    text += f" ({integration.skipped} already there)"
+                if integration.refused:
+                    text += f", {len(integration.refused)} refused"
+                parts.append(text)
+                parts += [f"now {r.change.subject}" for r in integration.replayed
+                          if r.change.number is not None][-3:]
+            else:
+                text = _ACTIONS[integration.action].format(remote=remote,
+                                                           incoming=integration.incoming)
+                if text:
+                    parts.append(text)
+        pushed = report.pushed.get(key)
+        if pushed is not None and pushed.status in ("pushed", "created"):
+            parts.append(f"pushed to {remote}" if pushed.status == "pushed"
+                         else f"created on {remote}")
+        if parts:
+            lines.append(f"{key}: " + "; ".join(parts))
+    for line in lines:
+        out.line(line)
+    if not lines:
+        out.line(f"up to date with {remote}")
+
+
+def _json(report: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for key in sorted(set(report.integrations) | set(report.pushed)):
+        entry: dict[str, Any] = {}
+        integration = report.integrations.get(key)
+        if integration is not None:
+            entry.update({
+                "action": integration.action, "timeline_commit": integration.local,
+                "incoming": integration.incoming, "skipped": integration.skipped,
+                "replayed": [{"op_id": r.request.op_id, "timeline_commit": r.commit,
+                              "number": r.change.number} for r in integration.replayed],
+                "refused": [{"op_id": r.request.op_id if r.request else None,
+                             "commit": r.commit, "reason": r.reason, "backup": r.backup}
+                            for r in integration.refused],
+            })
+        pushed = report.pushed.get(key)
+        if pushed is not None:
+            entry["push"] = {"status": pushed.status, "timeline_commit": pushed.commit,
+                             "detail": pushed.detail or None}
+        data[key] = entry
+    return {"targets": data}
