@@ -110,6 +110,8 @@ def test_target_from_the_environment(production: Deploy) -> None:
     (["run", "production"], 2, "no command to run"),
     (["run", "production", "--"], 2, "no command to run"),
     (["run", "production", "touch-marker"], 2, "put '--' before the command"),
+    (["run", "production", "--bogus", "--", "touch-marker"], 2,
+     "unrecognized arguments: --bogus"),
     (["run", "--", "touch-marker"], 2, "the following arguments are required: target"),
     (["run", "staging", "--", "touch-marker"], 1, "unknown target 'staging'"),
     (["run", "production", "--commit", "app:nope:HEAD", "--", "touch-marker"], 1,

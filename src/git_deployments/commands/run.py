@@ -23,7 +23,7 @@ EXIT_CANNOT_RUN = 126
 FORWARDED = ("SIGINT", "SIGTERM")
 
 
-class _SplitAtDashes:
+class _SplitAtDashes(argparse.ArgumentParser):
     """Parses what comes before `--`; what follows is the command, untouched (argparse alone
     would take the command's own options, or stop at the target)."""
 
@@ -35,7 +35,9 @@ class _SplitAtDashes:
             head, tail = words[:cut], words[cut + 1:]
         else:
             head, tail = words, []
-        parsed, extras = super().parse_known_args(head, namespace)  # type: ignore[misc]
+        parsed, extras = super().parse_known_args(head, namespace)
+        if extras and ("--" in words or all(word.startswith("-") for word in extras)):
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
         if extras:
             raise UsageError(f"put '--' before the command: {USAGE_TAIL}")
         parsed.argv = tail
