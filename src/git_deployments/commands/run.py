@@ -74,6 +74,7 @@ def cmd_run(ctx: Any, target: str | None, version: str | None, commit: list[str]
     started = ctx.write(start)
     report(ctx, started, as_json, sys.stderr)
     record = started.record
+    assert record is not None  # a start always names its deployment
     status, why = run_command(argv)
 
     key = started.key
