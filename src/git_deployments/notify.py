@@ -592,6 +592,10 @@ class Courier:
                 try:
                     self.deliver(event, stop)
                 except DeliveryFailed as exc:
+                    if stop.is_set():
+                        # cut short by shutdown, not the subscriber's fault: pending, no backoff
+                        self.log(DETAIL, f"{self.sub.name}: {event.describe()} stays pending")
+                        return False
                     self._failed(state, event, str(exc))
                     return False
                 done += 1

@@ -334,16 +334,13 @@ class Watcher:
         watch = RefWatch(ref_storage(self.store.git))
         couriers: dict[Subscription, _CourierThread] = {}
         self.log(ACTION, f"watching {self.store.git.git_dir}")
+        announced: datetime | None = None
         try:
             while not stop.is_set():
-                result = self.apply_timeouts(self.clock())
-                self._sync_couriers(couriers)
-                self.note_tips()
-                for thread in couriers.values():
-                    thread.wake.set()
-                deadline = result.next_deadline
-                if deadline is not None:
+                deadline = self._daemon_pass(couriers)
+                if deadline is not None and deadline != announced:
                     self.log(DETAIL, f"next deadline {iso(deadline)}")
+                announced = deadline
                 while not stop.is_set():
                     timeout = None
                     if deadline is not None:
@@ -357,6 +354,22 @@ class Watcher:
             watch.close()
             self._stop_couriers(couriers)
             self.log(ACTION, "stopped")
+
+    def _daemon_pass(self, couriers: dict[Subscription, _CourierThread]) -> datetime | None:
+        """Timeouts first, then the couriers are told to look; returns the next deadline."""
+        result = self.apply_timeouts(self.clock())
+        deadline = result.next_deadline
+        try:
+            self._sync_couriers(couriers)
+            self.note_tips()
+        except (DeployError, OSError) as exc:
+            # the daemon outlives a bad moment (a full disk, a half-copied repository)
+            self.log(PROBLEM, f"cannot follow the timelines: {exc}; trying again later")
+            retry = self.clock() + timedelta(seconds=ERROR_RETRY)
+            deadline = min(deadline, retry) if deadline is not None else retry
+        for thread in couriers.values():
+            thread.wake.set()
+        return deadline
 
     def _sync_couriers(self, couriers: dict[Subscription, _CourierThread]) -> None:
         try:
@@ -372,12 +385,18 @@ class Watcher:
             self.log(DETAIL, f"delivering to '{sub.name}' ({sub.kind} {sub.destination})")
 
     def _stop_couriers(self, couriers: dict[Subscription, _CourierThread]) -> None:
+        import time
+
         for thread in couriers.values():
             thread.stop()
-        deadline = self.clock() + timedelta(seconds=STOP_GRACE)
+        # deliveries in progress may finish (and move their cursor) within the grace time...
+        deadline = time.monotonic() + STOP_GRACE
         for thread in couriers.values():
-            # a delivery still in progress is abandoned: its event stays pending for next time
-            thread.thread.join(max(0.0, (deadline - self.clock()).total_seconds()))
+            thread.thread.join(max(0.0, deadline - time.monotonic()))
+        # ...after it they are abandoned: their event stays pending for the next start
+        for thread in couriers.values():
+            if thread.thread.is_alive() and thread.courier is not None:
+                thread.courier.kill()
 
 
 class _CourierThread:
@@ -418,5 +437,3 @@ class _CourierThread:
     def stop(self) -> None:
         self.stopping.set()
         self.wake.set()
-        if self.courier is not None:
-            self.courier.kill()

@@ -196,7 +196,7 @@ def cmd_subscribe(ctx: Any, target: str | None, all: bool, on: frozenset[str] | 
     if as_json:
         out.json(sub.as_json())
     else:
-        out.line(f"subscribed '{sub.name}': {_scope(sub)} on {', '.join(sorted(sub.on))} -> "
+        out.line(f"subscribed '{sub.name}': {_scope(sub)} on {_statuses_label(sub)} -> "
                  f"{sub.kind} {sub.destination}")
     return 0
 
@@ -243,7 +243,7 @@ def cmd_subscriptions(ctx: Any, as_json: bool = False) -> int:
             state = f"ok, {data['delivered']} delivered"
         if data.get("pending"):
             state += f", {data['pending']} pending"
-        table.append((sub.name, _scope(sub), ",".join(sorted(sub.on)),
+        table.append((sub.name, _scope(sub), _statuses_label(sub),
                       f"{sub.kind} {sub.destination}", state))
     out.table(["NAME", "TARGET", "ON", "DELIVERY", "STATE"], table)
     return 0
@@ -251,3 +251,9 @@ def cmd_subscriptions(ctx: Any, as_json: bool = False) -> int:
 
 def _scope(sub: Any) -> str:
     return "every target" if sub.target == "*" else sub.target
+
+
+def _statuses_label(sub: Any) -> str:
+    from git_deployments.notify import EVENT_STATUSES
+
+    return "all" if sub.on == frozenset(EVENT_STATUSES) else ",".join(sorted(sub.on))
