@@ -22,8 +22,21 @@ from typing import Any
 
 from git_deployments.errors import CorruptRecord, DeployError, NotFound
 from git_deployments.gitrepo import GitRepo
-from git_deployments.model import COMMIT_PATTERN, SUCCESSFUL, Deployment, Status, Target
-from git_deployments.store import GitOracle, Store, TreeSnapshot, parse_trailers
+from git_deployments.model import (
+    COMMIT_PATTERN,
+    REPOSITORY_PATTERN,
+    SUCCESSFUL,
+    Deployment,
+    Status,
+    Target,
+)
+from git_deployments.store import (
+    TRAILER_REQUEST,
+    GitOracle,
+    Store,
+    TreeSnapshot,
+    parse_trailers,
+)
 
 FIRST_MAX_COUNT = 100  # how much of a first deployment's history is listed by default
 _DATE = "--date=format-local:%Y-%m-%dT%H:%M:%SZ"
@@ -492,8 +505,6 @@ def scan_timeline(git: GitRepo, key: str) -> TimelineScan:
     """Every deployment's status, commits and version, from the trailers of the target's
     timeline commits: one pass over small commit messages instead of a YAML load per record.
     The trailers are written with each change from the same records (store.compose_message)."""
-    from git_deployments.store import recorded_request
-
     traces: dict[int, Trace] = {}
     recorded: list[tuple[str, str]] = []
     repository: str | None = None
@@ -528,11 +539,27 @@ def scan_timeline(git: GitRepo, key: str) -> TimelineScan:
             if trace.version is None and trailers.get("Deploy-Version"):
                 trace.version = trailers["Deploy-Version"][-1]
         if not info.parents:
-            request = recorded_request(info.message, info.id[:12])
-            repository = getattr(request, "repository", None)
+            repository = _created_in(info.message, info.id[:12])
     if repository is None:
         raise CorruptRecord(f"the timeline of '{key}' does not start with a target-create")
     return TimelineScan(key=key, repository=repository, deployments=traces, recorded=recorded)
+
+
+def _created_in(message: str, where: str) -> str:
+    """The repository a target-create change names (read without validating the whole request
+    model: building its schema would cost more than the rest of the scan)."""
+    import json
+
+    values = parse_trailers(message).get(TRAILER_REQUEST) or []
+    try:
+        data = json.loads(values[-1]) if values else None
+    except ValueError:
+        data = None
+    repository = data.get("repository") if isinstance(data, dict) else None
+    if not isinstance(repository, str) or not REPOSITORY_PATTERN.match(repository) or \
+            data.get("op") != "target-create":
+        raise CorruptRecord(f"{where}: the first change of a timeline must create the target")
+    return repository
 
 
 # --- where is this commit --------------------------------------------------------------------------

@@ -141,9 +141,14 @@ def _encode_list(entries: list[dict[str, Any]], depth: int) -> str:
 def _emit(out: Output, data: Any, lists: dict[str, tuple[list[dict[str, Any]], int]]) -> None:
     """Print `data` as indented JSON, with each placeholder string replaced by its list."""
     text = json.dumps(data, indent=2, ensure_ascii=False)
+    encoded: dict[int, str] = {}  # a list given twice (one repository's, and all) encoded once
     for name, (entries, depth) in lists.items():
-        text = text.replace(json.dumps(_PLACEHOLDER.format(name)), _encode_list(entries, depth),
-                            1)
+        if id(entries) not in encoded:
+            encoded[id(entries)] = _encode_list(entries, 0)
+        listed = encoded[id(entries)]
+        if depth:
+            listed = listed.replace("\n", "\n" + "  " * depth)
+        text = text.replace(json.dumps(_PLACEHOLDER.format(name)), listed, 1)
     out.stream.write(text + "\n")
 
 
@@ -159,7 +164,7 @@ def _ranges_json(ranges: list[RepoRange]) -> tuple[dict[str, Any], dict[str, Any
         entry["commits"] = _PLACEHOLDER.format(i)
         lists[str(i)] = (entries, 3)
         repositories.append(entry)
-    lists["all"] = (flat, 1)
+    lists["all"] = (lists["0"][0] if len(ranges) == 1 else flat, 1)
     return {"repositories": repositories, "commits": _PLACEHOLDER.format("all")}, lists
 
 
