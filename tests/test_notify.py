@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from conftest import Deploy, git
-from test_watch import START, FakeClock, Lines, iso, make_watcher
+from test_watch import START, FakeClock, iso, make_watcher
 
 RECORDER = """\
 import json, os, sys, time
@@ -89,7 +89,7 @@ def test_subscribe_keeps_it_in_git_config(repo: Path, prod: Deploy) -> None:
     prod("subscribe", "prod", "--exec", "logger -t deploy", "--on", "failed,hanging")
     prod("subscribe", "--all", "--webhook", "https://chat.example/hook", "--name", "chat",
          "--on", "all", "--timeout", "5s")
-    assert git(repo, "config", f"deploy-subscription.prod-exec.exec") == "notify-send deployed"
+    assert git(repo, "config", "deploy-subscription.prod-exec.exec") == "notify-send deployed"
     assert git(repo, "config", "deploy-subscription.prod-exec.on") == "current"
     assert git(repo, "config", "deploy-subscription.prod-exec-2.on") == "failed,hanging"
     assert git(repo, "config", "deploy-subscription.chat.target") == "*"
@@ -226,6 +226,7 @@ def test_a_rewritten_timeline_resumes_after_the_shared_history(tmp_path: Path, r
 
 
 def test_a_subscription_starts_from_when_it_was_made(tmp_path: Path, prod: Deploy) -> None:
+    prod("sweep")  # the watcher's own cursor is now behind what follows
     prod("start", "prod")
     prod("finish", "prod")
     rec = Recorder(tmp_path, "rec")

@@ -9,8 +9,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from conftest import Deploy, git
 
 START = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)

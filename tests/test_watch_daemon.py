@@ -36,7 +36,7 @@ def wait_for(condition: Callable[[], T], what: str, timeout: float = 10.0) -> T:
 
 
 def moment(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return datetime.fromisoformat(text)
 
 
 class Daemon:

@@ -193,8 +193,9 @@ def add_subscription(store: Store, sub: Subscription) -> Subscription:
         raise DeployError(f"a subscription named '{sub.name}' exists; choose another --name "
                           f"or 'git deploy unsubscribe {sub.name}' first")
     sub = replace(sub, id=uuid.uuid4().hex)
-    # the cursor first: a watcher that sees the config entry then finds where to start
-    Courier(store, sub).ensure_state()
+    # the cursor first, at today's tips: a watcher that sees the config entry then finds where
+    # to start, and nothing made before the subscription is sent
+    Courier(store, sub).ensure_state(current_tips(store))
     config_file = str(git.git_dir / "config")
     values = [("id", sub.id), ("target", sub.target), ("on", ",".join(sorted(sub.on)))]
     if sub.timeout is not None:
@@ -336,7 +337,7 @@ class DeliveryPolicy:
     retry_max: float = 600.0
 
     def retry_after(self, failures: int) -> float:
-        return min(self.retry_max, self.retry_min * 2 ** max(0, failures - 1))
+        return min(self.retry_max, self.retry_min * float(2 ** max(0, failures - 1)))
 
 
 def payload(event: Event) -> bytes:
@@ -515,17 +516,18 @@ class Courier:
     def save(self, state: SubscriberState) -> None:
         write_json_atomic(self.state_path, state.as_json(self.sub.name))
 
-    def ensure_state(self) -> None:
-        """Fix where a new subscription starts, before anything else moves the cursor."""
+    def ensure_state(self, start: dict[str, str] | None = None) -> None:
+        """Fix where a new subscription starts (`start`, else where the watcher's own cursor
+        is), before anything else moves that cursor."""
         if not self.state_path.exists():
-            self.save(self.load())
+            self.save(SubscriberState(targets=start) if start is not None else self.load())
 
     def retry_in(self, state: SubscriberState | None = None) -> float:
         """Seconds until a failed subscriber may be tried again (0: now)."""
         state = state or self.load()
         if not state.retry_at:
             return 0.0
-        moment = datetime.fromisoformat(state.retry_at.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(state.retry_at)
         return max(0.0, (moment - self.clock()).total_seconds())
 
     def pending(self) -> int:

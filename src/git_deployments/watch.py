@@ -23,7 +23,6 @@ from typing import Any, TextIO
 from git_deployments import machine
 from git_deployments.errors import DeployError, NotFound, RuleViolation
 from git_deployments.gitrepo import GitRepo
-from git_deployments.model import Status
 from git_deployments.notify import (
     ACTION,
     DETAIL,
@@ -347,8 +346,9 @@ class Watcher:
                         timeout = (deadline - self.clock()).total_seconds() + WAKE_MARGIN
                         if timeout <= 0:
                             break
-                    if watch.wait(timeout, stop) or timeout is not None and \
-                            self.clock() >= deadline:  # type: ignore[operator]
+                    if watch.wait(timeout, stop):
+                        break
+                    if deadline is not None and self.clock() >= deadline:
                         break
         finally:
             watch.close()
