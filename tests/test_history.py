@@ -91,6 +91,22 @@ def test_commits_lists_what_is_new_since_the_previous_successful_deployment(app:
         assert commit[:10] in text
 
 
+def test_any_subject_survives_the_json_and_the_listing(app: Path) -> None:
+    deploy = Deploy(app)
+    deploy("finish", "production", "--commit", "app:main:HEAD")
+    tricky = ['ends in }, {', 'looks like }, {"commit": "x", "y": 1}', 'quote " and \\ back',
+              "ünïcödé ✓ \t tab", "%s %H %x00 not a format"]
+    for i, subject in enumerate(tricky):
+        make_commit(app, subject, f"2026-03-0{i + 1}T00:00:00Z")
+    deploy("finish", "production", "--commit", "app:main:HEAD")
+    data: Any = deploy.json("commits", "production")
+    assert [c["subject"] for c in data["commits"]] == list(reversed(tricky))
+    assert ids(data["commits"]) == rev_list(app, "HEAD~5..HEAD")
+    assert data["repositories"][0]["commits"] == data["commits"]
+    text = deploy("commits", "production").stdout
+    assert all(s in text for s in tricky[:3])
+
+
 def test_a_first_deployment_lists_its_history_up_to_max_count(app: Path) -> None:
     deploy = Deploy(app)
     deploy("finish", "production", "--commit", "app:main:HEAD")

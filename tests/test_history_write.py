@@ -176,6 +176,32 @@ def test_import_tags_builds_a_timeline_that_verifies(app: Path) -> None:
     assert timeline_verifies(app, "releases") == 6
 
 
+def test_import_tags_shows_progress_on_a_terminal(app: Path) -> None:
+    import os
+    import pty
+
+    for i in range(3):
+        tag(app, f"v0.{i}", f"HEAD~{3 - i}", f"2025-0{i + 1}-01T00:00:00Z")
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run(["git", "deploy", "import-tags", "releases"], cwd=app,
+                              stdout=subprocess.PIPE, stderr=follower, text=True, timeout=120)
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal's other end is closed: all read
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(leader)
+    assert done.returncode == 0 and "imported 3 tags" in done.stdout
+    assert b"importing tags: 3/3" in shown
+
+
 def test_import_tags_refusals_write_nothing(app: Path) -> None:
     deploy = Deploy(app)
     assert "no tag matches 'v*'" in one_error(deploy("import-tags", "releases", code=1))

@@ -137,7 +137,7 @@ def walk(repo: GitRepo, include: Sequence[str], exclude: Sequence[str] = (), *,
     if full:
         it = iter(fields)
         for mark, oid, author, date, subject, parents, trailers, body in zip(
-                it, it, it, it, it, it, it, it):
+                it, it, it, it, it, it, it, it, strict=False):
             pairs = tuple(_trailer(t) for t in trailers.split("\x1f") if ": " in t)
             found.append((mark[-1:], Message(oid, author, date, subject, tuple(parents.split()),
                                              pairs, body)))
@@ -145,7 +145,7 @@ def walk(repo: GitRepo, include: Sequence[str], exclude: Sequence[str] = (), *,
         it = iter(fields)
         # each record ends with "\0\n", so every mark but the first carries a leading newline
         found = [(mark[-1:], Commit(oid, author, date, subject))
-                 for mark, oid, author, date, subject in zip(it, it, it, it, it)]
+                 for mark, oid, author, date, subject in zip(it, it, it, it, it, strict=False)]
     return found
 
 
@@ -232,12 +232,12 @@ def fill_range(span: RepoRange, repos: Repositories, *, max_count: int | None = 
         return span
     if span.base == span.head:
         return span
-    limited = max_count is not None
-    rows = walk(repo, [span.head], [span.base], boundary=not limited,
-                max_count=max_count + 1 if limited else None, full=full, home=home)
+    rows = walk(repo, [span.head], [span.base], boundary=max_count is None,
+                max_count=None if max_count is None else max_count + 1, full=full, home=home)
     listed = [c for mark, c in rows if mark != "-"]
-    if limited:
-        span.truncated = len(listed) > max_count  # type: ignore[operator]
+    if max_count is not None:
+        # a limited walk's boundary is where the listing stopped: ask about ancestry instead
+        span.truncated = len(listed) > max_count
         listed = listed[:max_count]
         forward = repo.is_ancestor(span.base, span.head)
     else:
@@ -250,7 +250,7 @@ def fill_range(span: RepoRange, repos: Repositories, *, max_count: int | None = 
     return span
 
 
-# --- what a deployment brought ---------------------------------------------------------------------
+# --- what a deployment brought -------------------------------------------------------------------
 
 
 @dataclass
@@ -347,7 +347,7 @@ def brought_counts(store: Store, key: str, record: Deployment) -> list[dict[str,
     return counts
 
 
-# --- pending and compare ---------------------------------------------------------------------------
+# --- pending and compare -------------------------------------------------------------------------
 
 
 @dataclass
@@ -463,7 +463,7 @@ def compare(store: Store, key_a: str, key_b: str) -> Comparison:
     return Comparison(a=a, b=b, repositories=result)
 
 
-# --- the timeline, read from its trailers ------------------------------------------------------
+# --- the timeline, read from its trailers --------------------------------------------------------
 
 
 @dataclass
@@ -555,14 +555,15 @@ def _created_in(message: str, where: str) -> str:
         data = json.loads(values[-1]) if values else None
     except ValueError:
         data = None
-    repository = data.get("repository") if isinstance(data, dict) else None
-    if not isinstance(repository, str) or not REPOSITORY_PATTERN.match(repository) or \
-            data.get("op") != "target-create":
+    if not isinstance(data, dict) or data.get("op") != "target-create":
+        raise CorruptRecord(f"{where}: the first change of a timeline must create the target")
+    repository = data.get("repository")
+    if not isinstance(repository, str) or not REPOSITORY_PATTERN.match(repository):
         raise CorruptRecord(f"{where}: the first change of a timeline must create the target")
     return repository
 
 
-# --- where is this commit --------------------------------------------------------------------------
+# --- where is this commit ------------------------------------------------------------------------
 
 
 def containing(repo: GitRepo, commit: str, tips: Iterable[str]) -> set[str]:
@@ -664,7 +665,7 @@ def commit_summary(git: GitRepo, commit: str) -> str:
     return info.message.split("\n", 1)[0]
 
 
-# --- issues and merges -----------------------------------------------------------------------------
+# --- issues and merges ---------------------------------------------------------------------------
 
 CLOSING_TRAILERS = frozenset({"fixes", "fixed", "fix", "closes", "closed", "close", "resolves",
                               "resolved", "resolve"})
