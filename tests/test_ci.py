@@ -192,10 +192,6 @@ def test_start_in_a_detached_ci_checkout(repo: Path, deploy: Deploy, system: str
     deploy("target", "create", "production")
     release = git(repo, "rev-parse", "release")
     git(repo, "checkout", "-q", "--detach", "release")
-    # outside CI a detached HEAD names no branch: one clear line, nothing written
-    refused = deploy("start", "production", code=1)
-    assert refused.stderr.startswith("error: ") and refused.stderr.count("\n") == 1
-    assert "--branch" in refused.stderr
     env, url, author = _ci_env(system, release)
     deploy("start", "production", env=env)
     shown = deploy.json("show", "production")
@@ -207,6 +203,20 @@ def test_start_in_a_detached_ci_checkout(repo: Path, deploy: Deploy, system: str
     # the job's next step needs no options either
     deploy("finish", "production", env=env)
     assert deploy.json("show", "production")["status"] == "current"  # type: ignore[index]
+
+
+def test_a_detached_checkout_outside_ci_names_no_branch(repo: Path, deploy: Deploy) -> None:
+    deploy("target", "create", "production")
+    before = git(repo, "rev-parse", "refs/deployments/production")
+    git(repo, "checkout", "-q", "--detach", "release")
+    refused = deploy("start", "production", code=1)
+    assert refused.stderr.startswith("error: ") and refused.stderr.count("\n") == 1
+    assert "--branch" in refused.stderr
+    assert git(repo, "rev-parse", "refs/deployments/production") == before
+    # --branch says it
+    deploy("start", "production", "--branch", "release")
+    shown = deploy.json("show", "production")
+    assert isinstance(shown, dict) and shown["commits"][0]["branch"] == "release"
 
 
 def test_target_from_the_environment(repo: Path, deploy: Deploy) -> None:
