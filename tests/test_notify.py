@@ -223,6 +223,15 @@ def test_a_rewritten_timeline_resumes_after_the_shared_history(tmp_path: Path, r
     assert "rewritten" in result.stderr
     assert rec.changes()[2:] == [("prod", 1, None, "deploying")]
     assert rec.events()[2]["version"] == "again"
+    # rewritten again, and the commit the cursor named pruned away: it resumes at the tip, once
+    git(repo, "update-ref", "refs/deployments/prod", created)
+    git(repo, "reflog", "expire", "--expire=now", "--all")
+    git(repo, "gc", "-q", "--prune=now")
+    assert "is gone; resuming at the tip" in prod("sweep").stderr
+    assert prod("sweep").stderr == ""
+    prod("start", "prod", "--version", "third")
+    prod("sweep")
+    assert rec.changes()[3:] == [("prod", 1, None, "deploying")]
 
 
 def test_a_subscription_starts_from_when_it_was_made(tmp_path: Path, prod: Deploy) -> None:

@@ -298,26 +298,33 @@ def events_in(store: Store, key: str, info: CommitInfo) -> list[Event]:
 def commits_since(store: Store, key: str, since: str | None,
                   log: LogFn = _silent) -> list[CommitInfo]:
     """Timeline commits after `since` up to the tip, oldest first (all of them when None)."""
+    return walk_since(store, key, since, log)[0]
+
+
+def walk_since(store: Store, key: str, since: str | None,
+               log: LogFn = _silent) -> tuple[list[CommitInfo], str | None]:
+    """(the commits after `since`, oldest first; the tip they lead to, where a cursor that has
+    gone through them stands)."""
     tip = store.git.read_ref(f"refs/deployments/{key}")
     if tip is None or tip == since:
-        return []
+        return [], since
     newer: list[CommitInfo] = []
     for info in store.timeline(key, tip):
         if info.id == since:
-            return newer[::-1]
+            return newer[::-1], tip
         newer.append(info)
     if since is None:
-        return newer[::-1]
+        return newer[::-1], tip
     # `since` is not on the timeline any more (the ref was rewritten): resume after the commit
     # both histories share
     if not store.git.has_object(since):
         log(PROBLEM, f"{key}: the cursor's commit {since[:10]} is gone; resuming at the tip")
-        return []
+        return [], tip
     before = {info.id for info in store.timeline(key, since)}
     fresh = [info for info in newer if info.id not in before]
     log(PROBLEM, f"{key}: the timeline was rewritten; resuming after the shared history "
                  f"({len(fresh)} commits)")
-    return fresh[::-1]
+    return fresh[::-1], tip
 
 
 # --- delivery ----------------------------------------------------------------------------------
@@ -579,7 +586,8 @@ class Courier:
 
     def _catch_up(self, key: str, state: SubscriberState, stop: threading.Event) -> bool:
         skip = self._skip(state, key)
-        for info in commits_since(self.store, key, state.targets.get(key), self.log):
+        commits, tip = walk_since(self.store, key, state.targets.get(key), self.log)
+        for info in commits:
             try:
                 events = [e for e in events_in(self.store, key, info) if self.sub.matches(e)]
             except DeployError as exc:
@@ -607,6 +615,8 @@ class Courier:
                 self.log(ACTION, f"notified {self.sub.name}: {event.describe()}")
             state.targets[key] = info.id
             state.partial.pop(key, None)
+        if tip is not None:
+            state.targets[key] = tip
         return True
 
     def _failed(self, state: SubscriberState, event: Event, error: str) -> None:
