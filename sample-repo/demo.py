@@ -3,8 +3,8 @@
 
 It builds the sample (generate.py), then shows the life of a deployment, printing each command
 before its output, as you would type it in sample-repo/out/bookshelf. The demo's clock is fixed
-(GIT_DEPLOY_NOW), so every run prints the same. A step whose command this git deploy does not
-have yet is skipped with a note.
+(GIT_DEPLOY_NOW), so its dates and relative times are the same on every run. A step whose
+command this git deploy does not have yet is skipped with a note.
 """
 
 from __future__ import annotations
@@ -24,9 +24,8 @@ RELEASE = "v1.3.0"
 
 
 class Demo:
-    def __init__(self, work: Path, server: Path) -> None:
+    def __init__(self, work: Path) -> None:
         self.work = work
-        self.server = server
         # Maya Chen, who has this checkout, types the commands (and pushes)
         name, email = generate.PEOPLE["maya"]
         self.env = {**generate.clean_env(), "GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email,
@@ -63,11 +62,10 @@ class Demo:
             return
         self.run(["git", "deploy", *args])
 
-    def run(self, argv: Sequence[str], cwd: Path | None = None,
-            extra: dict[str, str] | None = None) -> None:
+    def run(self, argv: Sequence[str], extra: dict[str, str] | None = None) -> None:
         print(f"$ {shlex.join(argv)}", flush=True)
         env = {**self.env, "GIT_DEPLOY_NOW": self.clock, **(extra or {})}
-        result = subprocess.run(list(argv), cwd=cwd or self.work, env=env)
+        result = subprocess.run(list(argv), cwd=self.work, env=env)
         print(flush=True)
         if result.returncode != 0:
             raise SystemExit(f"demo: '{shlex.join(argv)}' failed (exit {result.returncode})")
@@ -77,11 +75,10 @@ def main() -> int:
     print("Building the sample repository (sample-repo/generate.py) ...", flush=True)
     out = generate.HERE / "out"
     work = generate.generate(out)
-    demo = Demo(work, out / "server" / f"{generate.NAME}.git")
-    print(f"\nEvery command below runs in {work.relative_to(Path.cwd())}"
-          if work.is_relative_to(Path.cwd()) else f"\nEvery command below runs in {work}")
-    print(f"(the demo's clock is fixed at {DAY} 09:00 UTC with GIT_DEPLOY_NOW, so every run "
-          "prints the same)")
+    demo = Demo(work)
+    print(f"\nEvery command below runs in {generate.shown(work)}")
+    print(f"(the demo's clock is fixed at {DAY} 09:00 UTC with GIT_DEPLOY_NOW: its dates and "
+          "relative times are the same on every run)")
 
     demo.section("1. What runs where", """
         bookshelf has two targets. 'git deploy' alone shows what is current on each and since
@@ -155,8 +152,8 @@ def main() -> int:
     demo.deploy("pull")
     demo.deploy("list", "staging", "-n", "2")
 
-    print("That was the life of a deployment. Try your own commands in "
-          f"{work}; 'git deploy -h' lists them all.")
+    print(f"That was the life of a deployment. Try your own commands in {generate.shown(work)};"
+          " 'git deploy -h' lists them all, 'git deploy --help' is the manual.")
     return 0
 
 

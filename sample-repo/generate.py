@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Build the demo repository under sample-repo/out/ — the same bytes on every run.
+"""Build the demo repository under sample-repo/out/ — the same commits on every run.
 
     out/bookshelf              a checkout of a small web application (a book catalogue) with
                                five weeks of history: feature branches merged with issue keys,
@@ -11,7 +11,8 @@ every status: completed, failed, a rollback, the current one, one left hanging, 
 
 Every commit has fixed dates and identities, so its id is the same on every run. Deployment
 records get their times from GIT_DEPLOY_NOW, so the records (and the trees of the timelines)
-are the same too; only the timeline commits' ids differ (each change carries a fresh id).
+are the same too on one machine (the watcher signs its changes with the host's name); the
+timeline commits' ids differ from run to run, as each change carries a fresh id.
 
 Usage: python sample-repo/generate.py [--out DIR] [--quiet]
 """
@@ -50,6 +51,11 @@ def clean_env() -> dict[str, str]:
     # git-deploy next to this interpreter comes first: the server hooks run it too
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return env
+
+
+def shown(path: Path) -> Path:
+    """`path` as the reader typed it: relative to the current directory when inside it."""
+    return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
 
 
 def as_person(who: str, when: str) -> dict[str, str]:
@@ -408,8 +414,7 @@ class Runner:
     """Runs git as a process and `git deploy` in this process (the same entry point that
     `git deploy` runs, without a Python start-up per change: the sample builds in seconds)."""
 
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
+    def __init__(self) -> None:
         self.env = clean_env()
 
     def git(self, cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
@@ -458,8 +463,11 @@ class Runner:
 
 def generate(out: Path, quiet: bool = False) -> Path:
     """Build the sample under `out` (replacing it); returns the checkout's path."""
-    run = Runner(quiet)
+    run = Runner()
     if out.exists():
+        # replace a previous sample, never a directory that holds something else
+        if not {p.name for p in out.iterdir()} <= {NAME, "server"}:
+            raise SystemExit(f"generate.py: {out} holds other files; give an empty --out")
         shutil.rmtree(out)
     work, server = out / NAME, out / "server" / f"{NAME}.git"
     work.mkdir(parents=True)
@@ -490,8 +498,7 @@ def generate(out: Path, quiet: bool = False) -> Path:
     if not quiet:
         tags = run.git(work, "tag", "--list").split()
         commits = run.git(work, "rev-list", "--count", "--branches")
-        print(f"built {work.relative_to(Path.cwd()) if work.is_relative_to(Path.cwd()) else work}"
-              f": {commits} commits, tags {', '.join(tags)}, targets staging and production; "
+        print(f"built {shown(work)}: {commits} commits, tags {', '.join(tags)}, targets staging and production; "
               f"server {server.name}{' with hooks' if hooks else ''}")
     return work
 
