@@ -498,8 +498,8 @@ def generate(out: Path, quiet: bool = False) -> Path:
     if not quiet:
         tags = run.git(work, "tag", "--list").split()
         commits = run.git(work, "rev-list", "--count", "--branches")
-        print(f"built {shown(work)}: {commits} commits, tags {', '.join(tags)}, targets staging and production; "
-              f"server {server.name}{' with hooks' if hooks else ''}")
+        print(f"built {shown(work)}: {commits} commits, tags {', '.join(tags)}, targets "
+              f"staging and production; server {server.name}{' with hooks' if hooks else ''}")
     return work
 
 
