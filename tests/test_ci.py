@@ -293,3 +293,12 @@ def test_a_ci_job_in_a_fresh_detached_clone_syncs_with_the_server(
     assert on_server[1].startswith("production #1: deploying")
     record = git(bare, "show", "refs/deployments/production:deployments/1.yaml")
     assert release in record and url in record
+
+
+def test_a_job_url_that_is_no_url_is_refused(repo: Path, deploy: Deploy) -> None:
+    deploy("target", "create", "production")
+    before = git(repo, "rev-parse", "refs/deployments/production")
+    result = deploy("start", "production", env={"GIT_DEPLOY_EXT_URL": "build 42"}, code=1)
+    assert result.stderr.startswith("error: invalid job URL 'build 42' from the environment")
+    assert result.stderr.count("\n") == 1
+    assert git(repo, "rev-parse", "refs/deployments/production") == before

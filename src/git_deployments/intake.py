@@ -204,14 +204,20 @@ def _other(target: Target, repository: str) -> GitRepo | None:
         return None
 
 
+_ABSOLUTE_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://\S+$")
+
+
 def external_link(label: str | None, url: str | None) -> ExternalLink | None:
     """--ext-label/--ext-url, else the CI job's link."""
     if label is None and url is None:
         context = ci.detect()
         if context and context.url:
+            if not _ABSOLUTE_URL.match(context.url):
+                raise DeployError(f"invalid job URL {context.url!r} from the environment "
+                                  f"({context.system}): expected an absolute URL")
             return ExternalLink(label=context.label or context.system, url=context.url)
         return None
-    if url is not None and url and not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://\S+$", url):
+    if url is not None and url and not _ABSOLUTE_URL.match(url):
         raise DeployError(f"invalid --ext-url {url!r}: expected an absolute URL")
     return ExternalLink(label=label or "", url=url or "")
 
