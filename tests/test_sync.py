@@ -3,6 +3,7 @@ daemon`) with the server hooks installed by `git deploy install-hooks`."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
@@ -145,10 +146,14 @@ def test_init_names_a_missing_remote(deploy: Deploy) -> None:
 def test_push_creates_and_pull_creates(clone: CloneFactory, server: Path) -> None:
     a, b = clone("a"), clone("b")
     a("target", "create", "production", "--description", "live")
+    a("finish", "production", "--commit", "app:main:HEAD")
     assert "production: created on origin" in a("push").stdout
     assert ref_of(server) == ref_of(a.cwd)
     assert "production: new from origin" in b("pull").stdout
     assert ref_of(b.cwd) == ref_of(server)
+    if importlib.util.find_spec("git_deployments.keep") is not None:
+        # the pulled records' commits are kept from gc in this clone too
+        assert ref_of(b.cwd, "refs/deployments-kept/production") is not None
     shown: Any = b.json("target", "show", "production")
     assert shown["description"] == "live"
     assert "up to date with origin" in b("sync").stdout
@@ -196,6 +201,61 @@ def test_a_refused_replay_is_reported_and_kept(clone: CloneFactory, server: Path
     assert len(backups) == 1 and backups[0].endswith(str(old_tip))
     assert backups[0].split()[0] in line
     assert ref_of(b.cwd) == ref_of(server)
+
+
+def test_an_operation_the_remote_already_has_is_not_replayed_twice(clone: CloneFactory,
+                                                                    server: Path) -> None:
+    a = clone("a")
+    a("target", "create", "production", "--sync")
+    b, c = clone("b"), clone("c")
+    a("comment", "production", "-m", "only once")
+    # c picks up a's unpushed change straight from a, and pushes it after b's
+    git(c.cwd, "fetch", "-q", str(a.cwd), f"{REF}:{REF}")
+    b("comment", "production", "-m", "from b", "--sync")
+    assert "1 local change(s) replayed" in c("sync").stdout
+    result = a("sync")
+    assert "0 local change(s) replayed onto them (1 already there)" in result.stdout
+    assert ref_of(a.cwd) == ref_of(server)
+    op_ids = check_every_commit(server)
+    assert len(op_ids) == len(set(op_ids)) == 3
+
+
+def test_later_changes_follow_a_replayed_deployment(clone: CloneFactory, server: Path) -> None:
+    a = clone("a")
+    a("target", "create", "production", "--sync")
+    b = clone("b")
+    b("schedule", "production", "--commit", "app:release:HEAD", "--sync")
+    b("schedule", "production", "--commit", "app:main:HEAD", "--description", "b's", "--sync")
+    # a schedules main too (its #1 here), then comments on it and edits it
+    a("schedule", "production", "--commit", "app:main:HEAD")
+    a("comment", "production", "1", "-m", "about main")
+    a("edit", "production", "1", "--version", "9.9")
+    a("sync")
+    # on the remote, a's schedule updated b's #2 (one scheduled per branch): so did the rest
+    listed: Any = a.json("list", "production")
+    assert [(d["number"], d["version"], d["description"]) for d in listed] == [
+        (2, "9.9", "b's"), (1, listed[1]["version"], "")]
+    log = git(a.cwd, "log", "--format=%s", "-2", REF).splitlines()
+    assert log == ["production #2: updated 9.9 (main@" + git(a.cwd, "rev-parse", "--short=7",
+                                                             "origin/main") + ")",
+                   "production #2: comment"]
+    check_every_commit(server)
+
+
+def test_changes_to_a_deployment_whose_creation_is_refused_are_refused(
+        clone: CloneFactory, server: Path) -> None:
+    a = clone("a")
+    a("target", "create", "production", "--sync")
+    b = clone("b")
+    b("target", "archive", "production", "--sync")
+    a("start", "production", "--commit", "app:main:HEAD")
+    a("comment", "production", "1", "-m", "about it")
+    result = a("sync", code=1)
+    first, second = result.stderr.splitlines()
+    assert first.startswith("error: production: start (op ") and "is archived" in first
+    assert second.startswith("error: production: comment (op ")
+    assert "it names deployment #1, whose creation here no longer applies either" in second
+    assert ref_of(a.cwd) == ref_of(server)
 
 
 def test_sync_on_a_write_replays_and_prints_the_final_number(clone: CloneFactory,

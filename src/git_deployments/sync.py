@@ -95,7 +95,7 @@ def sync_tries(git: GitRepo) -> int:
 
 def backoff(attempt: int) -> None:
     # jittered so that clones which lost the same race do not collide again in lockstep
-    time.sleep(min(2.0, 0.2 * 2 ** attempt) * random.uniform(0.3, 1.3))
+    time.sleep(min(2.0, 0.5 * 2 ** attempt) * random.uniform(0.3, 1.3))
 
 
 def fetch(git: GitRepo, remote: str) -> None:
@@ -235,30 +235,35 @@ def _integrate_tips(store: Store, key: str, ref: str, local: str | None,
     known = {op_id_of(info) for info in incoming} - {None}
     result = Integration(key, "replayed", theirs, theirs, incoming=len(incoming))
     tip = theirs
-    # a deployment created locally may get another number on the new tip; later local
-    # operations that name it (comment, edit, delete...) follow it to its new number
+    # a deployment created locally may get another number on the new tip (or land on one the
+    # remote scheduled for the same branch); later local operations that name it (comment,
+    # edit, delete...) follow it there, and are refused when its creation was
     numbers: dict[int, int] = {}
+    lost: set[int] = set()
     for info in reversed(mine):
+        created = created_number(info.message)
+        request: Request | None = None
         try:
             request = recorded_request(info.message, info.id[:12])
-        except DeployError as exc:
-            result.refused.append(Refused(key, info.id, None, str(exc)))
-            continue
-        if request.op_id in known:
-            result.skipped += 1
-            continue
-        request = renumbered(request, numbers)
-        try:
+            if request.op_id in known:
+                result.skipped += 1
+                continue
+            named = [n for n in numbers_named(request) if n in lost]
+            if named:
+                raise DeployError(f"it names deployment #{named[0]}, whose creation here no "
+                                  "longer applies either")
+            request = renumbered(request, numbers)
             replayed = store.prepare(key, tip, request)
         except DeployError as exc:
             result.refused.append(Refused(key, info.id, request, str(exc)))
+            if created is not None:
+                lost.add(created)
             continue
         tip = replayed.commit
         result.replayed.append(replayed)
-        was = created_number(info.message)
-        now = next((e.number for e in replayed.change.effects if e.old is None and e.new), None)
-        if was is not None and now is not None and was != now:
-            numbers[was] = now
+        now = replayed.change.number
+        if created is not None and now is not None and created != now:
+            numbers[created] = now
     if result.refused:
         # nothing refused is lost: the old local timeline stays reachable
         backup = save_backup(git, key, local)
@@ -279,9 +284,18 @@ def created_number(message: str) -> int | None:
     return None
 
 
+NUMBER_FIELDS = ("number", "rollback_to")
+
+
+def numbers_named(request: Request) -> list[int]:
+    """The deployment numbers a request refers to."""
+    return [value for name in NUMBER_FIELDS
+            if isinstance(value := getattr(request, name, None), int)]
+
+
 def renumbered(request: Request, numbers: dict[int, int]) -> Request:
     """`request` with the deployment numbers it names moved as `numbers` says."""
-    updates = {name: numbers[value] for name in ("number", "rollback_to")
+    updates = {name: numbers[value] for name in NUMBER_FIELDS
                if isinstance(value := getattr(request, name, None), int) and value in numbers}
     return request.model_copy(update=updates) if updates else request
 

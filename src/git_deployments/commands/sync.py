@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 from git_deployments.commands.common import add_json
+from git_deployments.errors import DeployError
 from git_deployments.output import Output
 
 
@@ -41,8 +42,6 @@ def cmd_init(ctx: Any, remote: str | None = None) -> int:
         return 0
     result = run_git(git, ["config", "--add", setting, refspec])
     if result.returncode != 0:
-        from git_deployments.errors import DeployError
-
         raise DeployError(f"cannot change {setting}: {result.stderr.strip()}")
     out.line(f"added {refspec} to {setting}: 'git fetch {name}' now brings the deployment "
              f"timelines into refs/remotes/{name}/deployments/")
