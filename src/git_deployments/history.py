@@ -149,6 +149,17 @@ def walk(repo: GitRepo, include: Sequence[str], exclude: Sequence[str] = (), *,
     return found
 
 
+def count(repo: GitRepo, include: Sequence[str], exclude: Sequence[str] = (), *,
+          home: bool = True) -> int:
+    """`git rev-list --count` (faster than libgit2's walk on long ranges)."""
+    lines = [*include, *(f"^{oid}" for oid in exclude)]
+    if not all(COMMIT_PATTERN.match(line.lstrip("^")) for line in lines):
+        raise DeployError("invalid commit id in a range")
+    text = run_git(repo.git_dir, ["rev-list", "--count", "--stdin"],
+                   stdin="\n".join(lines) + "\n", home=home)
+    return int(text.strip() or 0)
+
+
 def _trailer(text: str) -> tuple[str, str]:
     name, _, value = text.strip().partition(": ")
     return name.strip(), value.strip()
@@ -342,7 +353,7 @@ def brought_counts(store: Store, key: str, record: Deployment) -> list[dict[str,
         repo, _problem = repos.open(ref.repository)
         if repo is not None and ref.commit and repo.is_commit(ref.commit) and base and \
                 repo.is_commit(base[2]):
-            entry["count"] = repo.ahead_behind(ref.commit, base[2])[0]
+            entry["count"] = count(repo, [ref.commit], [base[2]], home=repos.is_home(repo))
         counts.append(entry)
     return counts
 

@@ -326,6 +326,7 @@ def cmd_contains(ctx: Any, commit: str, targets: list[str] | None = None,
     out.line(out.bold(f"commit {full[:12]}") + f"  {history.commit_summary(ctx.git, full)}")
     if not answers:
         out.line("no targets yet")
+        return 0
     rows = []
     for answer in answers:
         first = answer.first
