@@ -63,7 +63,7 @@ def test_the_man_page_mentions_every_command() -> None:
 def test_generated_files_are_up_to_date() -> None:
     stale = [str(path.relative_to(ROOT)) for path, text in gen_man.outputs().items()
              if path.read_text(encoding="utf-8") != text]
-    assert not stale, f"out of date: {', '.join(stale)}; run python tools/gen_man.py"
+    assert not stale, f"out of date: {', '.join(stale)}; run .venv/bin/python tools/gen_man.py"
 
 
 def test_the_man_page_is_installed_where_man_looks() -> None:

@@ -2,9 +2,12 @@
 """Write the manual page and the completions' word lists from git deploy's argument parser,
 so they name every command and option the tool has.
 
-    python tools/gen_man.py           rewrite man/git-deploy.1 and the generated blocks of
-                                      contrib/completion/git-deploy.bash and _git-deploy
-    python tools/gen_man.py --check   exit 1 (naming the files) when one is out of date
+    .venv/bin/python tools/gen_man.py           rewrite man/git-deploy.1 and the generated
+                                                blocks of contrib/completion/git-deploy.bash
+                                                and contrib/completion/_git-deploy
+    .venv/bin/python tools/gen_man.py --check   exit 1 (naming the files) when one is stale
+
+(any Python where git-deployments' dependencies are installed will do).
 
 tests/test_help.py runs the check, so a new command or option fails the suite until this runs.
 """
@@ -281,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(text, encoding="utf-8")
     if args.check and stale:
-        print(f"out of date: {', '.join(map(str, stale))}; run python tools/gen_man.py",
+        print(f"out of date: {', '.join(map(str, stale))}; run .venv/bin/python tools/gen_man.py",
               file=sys.stderr)
         return 1
     for path in stale:
