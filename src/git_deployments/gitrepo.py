@@ -219,6 +219,13 @@ class GitRepo:
         Only the trees along the changed paths are rewritten; nothing touches the work tree
         or the index.
         """
+        try:
+            return self._write_tree(base_tree, changes)
+        except (pygit2.GitError, OSError) as exc:
+            # a full disk, a read-only object directory: libgit2 raises OSError or GitError
+            raise cannot_write(exc) from None
+
+    def _write_tree(self, base_tree: str | None, changes: Mapping[str, bytes | None]) -> str:
         grouped: dict[str, dict[str, bytes | None]] = {}
         for path, data in changes.items():
             head, _, rest = path.partition("/")
@@ -237,7 +244,7 @@ class GitRepo:
             existing = builder.get(name)
             sub_base = str(existing.id) if existing is not None and \
                 existing.filemode == TREE_MODE else None
-            new_sub = self.write_tree(sub_base, sub)
+            new_sub = self._write_tree(sub_base, sub)
             if len(self.repo[new_sub]) == 0:  # type: ignore[arg-type]
                 if existing is not None:
                     builder.remove(name)
@@ -257,10 +264,13 @@ class GitRepo:
                 None, author_sig, committer_sig, message, pygit2.Oid(hex=tree),
                 [pygit2.Oid(hex=p) for p in parents],
             )
-        except pygit2.GitError as exc:
-            raise DeployError(f"cannot write to the repository: {exc}") from None
-        except OSError as exc:
-            raise DeployError(f"cannot write to the repository: {exc.strerror or exc}") from None
+        except (pygit2.GitError, OSError) as exc:
+            raise cannot_write(exc) from None
+        if oid not in self.repo:
+            # libgit2 can return the id of a commit it failed to store (a file size limit hit
+            # while writing it): never hand that id to a ref
+            raise DeployError("cannot write to the repository: the new commit was not stored "
+                              "(is the disk full?)")
         return str(oid)
 
     # --- commits of the tracked code ----------------------------------------------------
@@ -364,6 +374,12 @@ class GitRepo:
             else commit.committer
         return TagInfo(name=name.removeprefix("refs/tags/"), commit=str(commit.id),
                        time=int(sig.time), person=Person(sig.name, sig.email))
+
+
+def cannot_write(exc: Exception) -> DeployError:
+    """The error for an object the repository would not take (full disk, read-only, quota)."""
+    reason = getattr(exc, "strerror", None) or str(exc).rstrip(": ") or type(exc).__name__
+    return DeployError(f"cannot write to the repository: {reason}")
 
 
 def open_repository(path: str | os.PathLike[str] | None = None) -> GitRepo:

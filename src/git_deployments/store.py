@@ -244,7 +244,7 @@ class Store:
             raise ConflictError(
                 f"another git deploy has held the lock on target '{key}' for "
                 f"{LOCK_TIMEOUT:.0f}s ({self.lock_path(key)}); try again") from None
-        except PermissionError as exc:
+        except OSError as exc:  # the lock file: a read-only repository, a full disk
             raise DeployError(f"cannot write to the repository: {exc.strerror or exc}") from None
 
     def _write_locked(self, key: str, request: Request, oracle: Oracle | None) -> WriteResult:
