@@ -154,10 +154,22 @@ class FsckReport:
 
 
 def fsck(store: Store, key: str | None = None) -> FsckReport:
+    """Check one timeline or all. Replaying a change builds its tree to compare ids: those
+    objects go to a scratch directory, so fsck changes nothing and runs on a read-only
+    repository."""
+    import tempfile
+
+    from git_deployments.gitrepo import open_repository
+
     if key is not None:
         store.existing(key)
-        return FsckReport([check_timeline(store, key)], [])
-    return FsckReport([check_timeline(store, k) for k in store.keys()], stray_refs(store))
+    with tempfile.TemporaryDirectory(prefix="git-deploy-fsck-") as scratch:
+        checking = Store(open_repository(store.git.repo.path))
+        checking.git.divert_writes(scratch)
+        if key is not None:
+            return FsckReport([check_timeline(checking, key)], [])
+        return FsckReport([check_timeline(checking, k) for k in checking.keys()],
+                          stray_refs(checking))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,8 +335,9 @@ class Doctor:
     # --- ref locks: refs/deployments/<key>.lock and their reflogs' locks ---
 
     def _ref_locks(self) -> Iterator[Path]:
-        for top in ("refs/deployments", "logs/refs/deployments", "refs/remotes",
-                    "logs/refs/remotes"):
+        # the timelines, their keep-alive refs, and the remote-tracking copies sync fetches
+        for top in ("refs/deployments", "logs/refs/deployments", "refs/deployments-kept",
+                    "logs/refs/deployments-kept", "refs/remotes", "logs/refs/remotes"):
             base = self.git_dir / top
             if not base.is_dir():
                 continue
@@ -334,9 +347,12 @@ class Doctor:
                 yield path
 
     def _ref_lock(self, path: Path) -> None:
+        from git_deployments.keep import KEPT_PREFIX
+
         relative = self._relative(path)
         ref = relative.removeprefix("logs/").removesuffix(".lock")
-        key = ref.removeprefix(REF_PREFIX) if ref.startswith(REF_PREFIX) else None
+        key = next((ref[len(prefix):] for prefix in (REF_PREFIX, KEPT_PREFIX)
+                    if ref.startswith(prefix)), None)
         if key is not None and key_problem(key) is None:
             # a git deploy writing this target holds its filelock for as long as the ref lock
             # can exist; taking it (without waiting) proves no writer of ours is at work

@@ -252,6 +252,13 @@ class GitRepo:
                 builder.insert(name, pygit2.Oid(hex=new_sub), TREE_MODE)
         return str(builder.write())
 
+    def divert_writes(self, directory: str | os.PathLike[str]) -> None:
+        """From now on, write new objects under `directory`, not into the repository; reads
+        still see every object. For checks that build trees only to compare their ids (fsck):
+        they work on a read-only repository and leave nothing behind."""
+        backend = pygit2.OdbBackendLoose(str(directory), 1, 0)
+        self.repo.odb.add_backend(backend, 1 << 20)  # ahead of the repository's own backends
+
     def create_commit(self, tree: str, parents: list[str], message: str, author: Person,
                       when: int, committer: Person | None = None) -> str:
         author_sig = pygit2.Signature(author.name, author.email, when, 0)
