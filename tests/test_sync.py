@@ -391,9 +391,13 @@ def test_three_clones_fifty_synced_writes_each(clone: CloneFactory, server: Path
     timeline = set(remote_timeline(server))
     reported = set()
     for result in results:
-        commit = json.loads(result["stdout"])["timeline_commit"]
+        printed = json.loads(result["stdout"])
+        commit = printed["timeline_commit"]
         assert commit in timeline  # what each command printed is what the server kept
-        reported.add(parse_trailers(gitrepo.commit_info(commit).message)["Deploy-Op-Id"][-1])
+        trailers = parse_trailers(gitrepo.commit_info(commit).message)
+        reported.add(trailers["Deploy-Op-Id"][-1])
+        if "deployment" in printed:  # the final number, after any replay
+            assert printed["deployment"]["number"] == int(trailers["Deploy-Number"][-1])
     assert len(reported) == 3 * count and reported <= set(op_ids)
     markers = []
     for commit in timeline:

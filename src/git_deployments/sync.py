@@ -510,36 +510,45 @@ def write_synced(store: Store, request: Request, remote: str | None) -> WriteRes
     git = store.git
     name = before_write(store, remote)
     key = request.target
-    store.write(request)
+    result = store.write(request)
     tries = sync_tries(git)
     last = ""
     for attempt in range(tries):
+        if attempt:
+            backoff(attempt - 1)
+            fetch(git, name)
+            result = _reintegrate(store, name, result) or result
         local = git.read_ref(ref_name(key))
         assert local is not None
         theirs = git.read_ref(tracking_ref(name, key))
         [outcome] = push_tips(git, name, [(key, local, theirs)])
         if outcome.ok:
+            if git.is_ancestor(result.commit, local):
+                return result
             return landed(store, key, request.op_id, local)
         if outcome.status == "refused":
             raise DeployError(f"'{name}' refused the change to '{key}': {outcome.detail}; "
                               "it stays in this clone only")
         last = outcome.detail
-        if attempt + 1 < tries:
-            backoff(attempt)
-        fetch(git, name)
-        integration = integrate(store, name, key)
-        if integration.moved:
-            rebuild_kept(git, key)
-        mine = [r for r in integration.refused if r.request and r.request.op_id == request.op_id]
-        warn_refused([r for r in integration.refused if r not in mine], name)
-        if mine:
-            raise DeployError(f"another clone changed '{key}' first and this "
-                              f"{getattr(request, 'op', 'change')} no longer applies: "
-                              f"{mine[0].reason} (the previous local timeline is kept in "
-                              f"{mine[0].backup})")
     raise ConflictError(f"'{name}' kept moving: could not push the change to '{key}' after "
                         f"{tries} tries ({last}); it is kept in this clone: run "
                         "'git deploy sync' to push it")
+
+
+def _reintegrate(store: Store, remote: str, mine: WriteResult) -> WriteResult | None:
+    """Integrate after a lost race; the write result of `mine` when it was replayed."""
+    integration = integrate(store, remote, mine.key)
+    if integration.moved:
+        rebuild_kept(store.git, mine.key)
+    op_id = mine.request.op_id
+    refused = [r for r in integration.refused if r.request and r.request.op_id == op_id]
+    warn_refused([r for r in integration.refused if r not in refused], remote)
+    if refused:
+        raise DeployError(f"another clone changed '{mine.key}' first and this "
+                          f"{getattr(mine.request, 'op', 'change')} no longer applies: "
+                          f"{refused[0].reason} (the previous local timeline is kept in "
+                          f"{refused[0].backup})")
+    return next((r for r in integration.replayed if r.request.op_id == op_id), None)
 
 
 def landed(store: Store, key: str, op_id: str, tip: str) -> WriteResult:
