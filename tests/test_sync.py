@@ -294,6 +294,19 @@ def test_sync_needs_a_remote(clone: CloneFactory) -> None:
     assert "comment" not in git(a.cwd, "log", "--format=%s", REF)
 
 
+def test_an_unreachable_remote_is_one_line(clone: CloneFactory, tmp_path: Path) -> None:
+    a = clone("a")
+    a("target", "create", "production")
+    git(a.cwd, "remote", "add", "gone", str(tmp_path / "nowhere.git"))
+    for args in (["pull", "gone"], ["sync", "gone"], ["comment", "production", "-m", "x",
+                                                     "--sync=gone"]):
+        result = a(*args, code=1)
+        [line] = result.stderr.splitlines()
+        assert line.startswith("error: cannot fetch from 'gone': ")
+        assert "does not appear to be a git repository" in line
+    assert "comment" not in git(a.cwd, "log", "--format=%s", REF)
+
+
 def test_a_refused_push_says_what_the_server_said(clone: CloneFactory, server: Path) -> None:
     a = clone("a")
     a("target", "create", "production", "--sync")

@@ -67,8 +67,12 @@ def run_git(git: GitRepo, args: list[str]) -> subprocess.CompletedProcess[str]:
         raise DeployError("the 'git' command is not on PATH; sharing needs it") from None
 
 
-def _last_line(text: str) -> str:
+def _git_reason(text: str) -> str:
+    """What git said went wrong: its first `fatal:` or `error:` line, else its last line."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith(("fatal: ", "error: ")):
+            return line.split(": ", 1)[1]
     return lines[-1] if lines else "no message"
 
 
@@ -103,7 +107,7 @@ def fetch(git: GitRepo, remote: str) -> None:
     result = run_git(git, ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote,
                            fetch_refspec(remote)])
     if result.returncode != 0:
-        raise DeployError(f"cannot fetch from '{remote}': {_last_line(result.stderr)}")
+        raise DeployError(f"cannot fetch from '{remote}': {_git_reason(result.stderr)}")
 
 
 # --- integrating the remote's timeline into the local one ------------------------------------
@@ -400,7 +404,7 @@ def push_tips(git: GitRepo, remote: str, updates: list[tuple[str, str, str | Non
     for key, new, expected in updates:
         found = lines.get(ref_name(key))
         if found is None:
-            raise DeployError(f"cannot push to '{remote}': {_last_line(result.stderr)}")
+            raise DeployError(f"cannot push to '{remote}': {_git_reason(result.stderr)}")
         flag, summary = found
         if flag in (" ", "*", "="):
             _set_tracking(git, remote, key, new)
