@@ -98,7 +98,8 @@ def sync_tries(git: GitRepo) -> int:
 
 
 def backoff(attempt: int) -> None:
-    # jittered so that clones which lost the same race do not collide again in lockstep
+    # growing and jittered: clones that lost the same race do not collide again in lockstep,
+    # and a server busy checking the winner's push is not sent pushes doomed to lose
     time.sleep(min(2.0, 0.5 * 2 ** attempt) * random.uniform(0.3, 1.3))
 
 
