@@ -69,14 +69,16 @@ def default_target(target: str | None) -> str:
 
 def new_request(cls: type[R], git: GitRepo | None, target: str, **fields: Any) -> R:
     """A request stamped with a fresh id, the time (see `clock`) and the asker."""
-    from pydantic import ValidationError
-
     base: dict[str, Any] = {"op_id": uuid.uuid4().hex, "target": target}
     base.setdefault("at", fields.pop("at", None) or clock())
     base.setdefault("by", fields.pop("by", None) or actor(git))
     try:
         return cls.model_validate({**base, **fields})
-    except ValidationError as exc:
+    except ValueError as exc:
+        from pydantic import ValidationError  # only a refused value comes to pydantic
+
+        if not isinstance(exc, ValidationError):
+            raise
         raise DeployError(validation_message(exc)) from None
 
 

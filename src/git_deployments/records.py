@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import io
 import re
-from typing import Any, TypeVar
-
-from pydantic import BaseModel, ValidationError
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from git_deployments import FORMAT
 from git_deployments.errors import CorruptRecord
+
+if TYPE_CHECKING:
+    from git_deployments.model import Record
 
 MAX_RECORD_BYTES = 64 * 1024
 MAX_INDEX_BYTES = 512 * 1024
 MAX_DEPTH = 8
 MAX_NODES = 20000
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound="Record")
 
 _dumper: Any = None
 _loader: Any = None
@@ -291,7 +292,7 @@ def _extent(value: Any) -> tuple[int, int]:
     return 1, 1
 
 
-def dump(model: BaseModel) -> bytes:
+def dump(model: Record) -> bytes:
     """The canonical text of a record: fixed key order, no flow style, UTF-8."""
     data = model.model_dump(mode="json", exclude_none=False)
     try:
@@ -331,7 +332,11 @@ def load(model: type[M], raw: bytes, where: str, limit: int = MAX_RECORD_BYTES) 
     data = load_data(raw, where, limit)
     try:
         return model.model_validate(data)
-    except ValidationError as exc:
+    except ValueError as exc:
+        from pydantic import ValidationError  # only a refused record comes to pydantic
+
+        if not isinstance(exc, ValidationError):
+            raise
         first = exc.errors()[0]
         loc = ".".join(str(part) for part in first["loc"]) or "record"
         raise CorruptRecord(f"{where}: invalid record ({loc}: {first['msg']})") from None

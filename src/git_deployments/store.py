@@ -8,7 +8,7 @@ import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -352,19 +352,9 @@ def parse_trailers(message: str) -> dict[str, list[str]]:
     return found
 
 
-@cache
-def _operation_adapter() -> Any:
-    # building the validator of the operation union is the costly part: once per process
-    from pydantic import TypeAdapter
-
-    from git_deployments.model import Operation
-
-    return TypeAdapter(Operation)
-
-
 def recorded_request(message: str, where: str = "timeline commit") -> Request:
     """The request a timeline commit recorded, validated."""
-    from pydantic import ValidationError
+    from git_deployments.model import parse_operation
 
     values = parse_trailers(message).get(TRAILER_REQUEST)
     if not values:
@@ -373,8 +363,8 @@ def recorded_request(message: str, where: str = "timeline commit") -> Request:
         raise CorruptRecord(f"{where}: recorded request too large")
     try:
         data = json.loads(values[-1])
-        request: Request = _operation_adapter().validate_python(data)
-    except (ValueError, ValidationError) as exc:
+        request: Request = parse_operation(data)
+    except ValueError as exc:  # bad JSON, or pydantic's ValidationError (a ValueError)
         raise CorruptRecord(f"{where}: recorded request is invalid ({str(exc).splitlines()[0]})") \
             from None
     return request
