@@ -321,6 +321,32 @@ def test_eight_writers_on_one_target_and_on_their_own_at_once(repo: Path, deploy
         verify_index(store.git, "shared", commit)
 
 
+def test_the_write_lock_and_filelock_exclude_each_other(target: Path) -> None:
+    """The store's lock is flock on the target's lock file: the same lock filelock's FileLock
+    takes there, so any holder of either kind keeps a writer of the other kind out."""
+    from filelock import FileLock, Timeout
+
+    from git_deployments.store import open_store
+
+    store = open_store(target)
+    path = store.lock_path("prod")
+    with store.lock("prod"):
+        with pytest.raises(Timeout):
+            FileLock(str(path)).acquire(timeout=0.2)
+        program = ("import sys; from filelock import Timeout\n"
+                   "from git_deployments.store import open_store\n"
+                   "try:\n    open_store(sys.argv[1]).lock('prod').acquire(timeout=0.3)\n"
+                   "except Timeout:\n    print('kept out')\n")
+        holder = subprocess.run([sys.executable, "-c", program, str(target)],
+                                capture_output=True, text=True)
+        assert holder.stdout.strip() == "kept out", holder.stderr
+    with FileLock(str(path)):
+        with pytest.raises(Timeout):
+            store.lock("prod").acquire(timeout=0.2)
+    with store.lock("prod"):  # free again once both let go
+        pass
+
+
 # --- writers killed at random moments ---------------------------------------------------------
 
 
