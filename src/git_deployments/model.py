@@ -16,8 +16,8 @@ import sys
 import types
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from functools import cache
 from enum import StrEnum
+from functools import cache
 from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
 
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -110,20 +110,27 @@ _MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
 _CONSTRAINTS = frozenset({"ge", "min_length", "max_length", "pattern", "discriminator"})
 
 
-class Field:
-    """pydantic's `Field`, reduced to what these records use (a default or a default factory,
-    and constraints); handed to pydantic as its own `Field` whenever pydantic validates."""
+class FieldInfo:
+    """What `Field(...)` declares: a default or a default factory, and constraints."""
 
     __slots__ = ("constraints", "default", "default_factory")
 
-    def __init__(self, default: Any = _MISSING, *, default_factory: Callable[[], Any] | None = None,
-                 **constraints: Any) -> None:
+    def __init__(self, default: Any, default_factory: Callable[[], Any] | None,
+                 constraints: dict[str, Any]) -> None:
         unknown = set(constraints) - _CONSTRAINTS
         if unknown:
             raise TypeError(f"Field() does not take {', '.join(sorted(unknown))}")
         self.default = default
         self.default_factory = default_factory
         self.constraints = constraints
+
+
+def Field(default: Any = _MISSING, *,  # noqa: N802 - named as pydantic names it
+          default_factory: Callable[[], Any] | None = None, **constraints: Any) -> Any:
+    """pydantic's `Field`, reduced to what these records use; handed to pydantic as its own
+    `Field` whenever pydantic validates. Typed Any, as pydantic's is, so that `x: int =
+    Field(ge=1)` reads as the declaration it is."""
+    return FieldInfo(default, default_factory, constraints)
 
 
 class AfterValidator:
@@ -140,7 +147,8 @@ _ISO_MOMENT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}
 Check = Callable[[Any], Any]
 
 
-def _plain_check(hint: Any, constraints: dict[str, Any], after: list[Callable[[Any], Any]]) -> Check:
+def _plain_check(hint: Any, constraints: dict[str, Any],
+                 after: list[Callable[[Any], Any]]) -> Check:
     """A function that returns what pydantic would make of a plain value of type `hint` (with
     `constraints`, then the `after` validators), and raises _Unusual for any other value."""
     origin = get_origin(hint)
@@ -148,7 +156,7 @@ def _plain_check(hint: Any, constraints: dict[str, Any], after: list[Callable[[A
         base, *meta = get_args(hint)
         constraints, inner_after = dict(constraints), []
         for item in meta:
-            if isinstance(item, Field):
+            if isinstance(item, FieldInfo):
                 constraints.update(item.constraints)
             elif isinstance(item, AfterValidator):
                 inner_after.append(item.func)
@@ -297,7 +305,7 @@ class _FieldSpec:
         self.name = name
         self.hint = hint
         self.declared = declared  # what the class body assigned: a default, a Field or nothing
-        field = declared if isinstance(declared, Field) else None
+        field = declared if isinstance(declared, FieldInfo) else None
         self.default = field.default if field else declared
         self.factory = field.default_factory if field else None
         self.check = _plain_check(hint, field.constraints if field else {}, [])
@@ -315,7 +323,7 @@ def _pydantic_hint(hint: Any) -> Any:
         return list[_pydantic_hint(get_args(hint)[0])]  # type: ignore[misc]
     if origin is dict:
         key, value = get_args(hint)
-        return dict[key, _pydantic_hint(value)]  # type: ignore[valid-type]
+        return dict[key, _pydantic_hint(value)]  # type: ignore[valid-type,misc]
     if isinstance(hint, type) and issubclass(hint, Record):
         return hint._pydantic_model()
     return hint
@@ -324,12 +332,12 @@ def _pydantic_hint(hint: Any) -> Any:
 def _pydantic_meta(item: Any) -> Any:
     import pydantic
 
-    if isinstance(item, Field):
+    if isinstance(item, FieldInfo):
         return _pydantic_field(item)
     return pydantic.AfterValidator(item.func)
 
 
-def _pydantic_field(field: Field) -> Any:
+def _pydantic_field(field: FieldInfo) -> Any:
     import pydantic
 
     kwargs = dict(field.constraints)
@@ -474,7 +482,7 @@ class Record:
             fields: dict[str, Any] = {}
             for name, field in cls._fields().items():
                 declared = field.declared
-                if isinstance(declared, Field):
+                if isinstance(declared, FieldInfo):
                     declared = _pydantic_field(declared)
                 elif declared is _MISSING:
                     declared = ...
