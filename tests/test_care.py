@@ -131,7 +131,8 @@ def test_fsck_finds_an_edited_index(timeline: Path, deploy: Deploy) -> None:
            "start gives on its parent" in result.stdout
     assert "prod: 6 changes checked, 1 problem" in result.stdout
     line = one_error_line(result)
-    assert line.startswith(f"error: fsck found 1 problem; the first: refs/deployments/prod@{bad[:12]}")
+    assert line.startswith("error: fsck found 1 problem; the first: "
+                           f"refs/deployments/prod@{bad[:12]}")
     [problem] = fsck_problems(deploy)
     assert problem["commit"] == bad and problem["change"] == 6
 
@@ -334,3 +335,21 @@ def test_doctor_after_a_killed_watcher(timeline: Path, deploy: Deploy) -> None:
     assert not pid_file.exists()
     assert deploy("doctor").stdout == "nothing to fix: no stale locks or temporary files\n"
     deploy("sweep")
+
+
+def test_from_a_linked_worktree(timeline: Path, deploy: Deploy, tmp_path: Path) -> None:
+    """Worktrees share the refs, so they share the write lock, and doctor finds a stale ref lock
+    (in the shared git directory) from any of them."""
+    from git_deployments.store import open_store
+
+    other = tmp_path / "other-worktree"
+    git(timeline, "worktree", "add", "-q", "--detach", str(other))
+    assert open_store(other).lock_path("prod") == open_store(timeline).lock_path("prod")
+    lock = timeline / ".git" / "refs" / "deployments" / "prod.lock"
+    lock.write_text("")
+    age(lock, 300)
+    elsewhere = Deploy(other)
+    one_error_line(elsewhere("finish", "prod", code=1))
+    assert elsewhere("doctor").stdout.startswith("removed refs/deployments/prod.lock: ")
+    elsewhere("finish", "prod")
+    elsewhere("fsck")

@@ -91,7 +91,8 @@ def _failure(check: Any, *args: Any) -> str | None:
     except DeployError as exc:
         return str(exc)
     except Exception as exc:  # a broken object store raises pygit2's and the OS's errors
-        return f"cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        return f"cannot be read ({type(exc).__name__}: {reason})"
     return None
 
 
@@ -106,7 +107,7 @@ def check_timeline(store: Store, key: str) -> TimelineCheck:
         check.problems.append(Problem(ref_name(key), "the ref does not exist"))
         return check
     commits, cut = timeline_commits(store, key, tip)
-    offset = 1 if cut is not None else 0  # the commits before a cut are unknown
+    counted = cut is None  # past a cut, how far a change is from the first one is unknown
     if cut is not None:
         check.problems.append(cut)
     for position, commit in enumerate(commits, start=1):
@@ -116,14 +117,14 @@ def check_timeline(store: Store, key: str) -> TimelineCheck:
         if message is not None:
             check.problems.append(Problem(f"{ref_name(key)}@{commit[:12]}",
                                           _strip_short(message, commit), commit,
-                                          None if offset else position))
+                                          position if counted else None))
     check.changes = len(commits)
     message = _failure(verify_index, git, key, tip)
     if message is not None:
         message = _strip_short(message, tip)
         if not any(p.commit == tip and p.message == message for p in check.problems):
             check.problems.append(Problem(f"{ref_name(key)}@{tip[:12]}", message, tip,
-                                          None if offset else len(commits)))
+                                          len(commits) if counted else None))
     return check
 
 
@@ -274,7 +275,7 @@ class Doctor:
     def __init__(self, store: Store, dry_run: bool = False,
                  fresh_seconds: float = FRESH_SECONDS) -> None:
         self.store = store
-        self.git_dir = store.git.git_dir
+        self.git_dir = store.git.common_dir  # where the refs are, from any worktree
         self.dry_run = dry_run
         self.fresh_seconds = fresh_seconds
         self.findings: list[Finding] = []
@@ -395,12 +396,13 @@ class Doctor:
         """Pid files (`pid`, `*.pid`): the watcher writes one next to the flock'ed `lock` it
         holds while it runs. The flock'ed files themselves are free the moment their holder
         dies, so nothing about them is ever stale."""
-        base = self.git_dir / "git-deployments"
-        if not base.is_dir():
-            return
-        for path in sorted(base.rglob("*")):
-            if (path.name == "pid" or path.suffix == ".pid") and path.is_file():
-                yield path
+        # a daemon started in a linked worktree keeps its files in that worktree's git directory
+        for git_dir in dict.fromkeys((self.git_dir, self.store.git.git_dir)):
+            base = git_dir / "git-deployments"
+            if base.is_dir():
+                for path in sorted(base.rglob("*")):
+                    if (path.name == "pid" or path.suffix == ".pid") and path.is_file():
+                        yield path
 
     def _daemon_lock(self, path: Path) -> None:
         try:

@@ -68,6 +68,17 @@ class GitRepo:
         return Path(self.repo.path).resolve()
 
     @property
+    def common_dir(self) -> Path:
+        """The git directory every worktree of the repository shares (refs live there): for a
+        linked worktree, the one its `commondir` file names; else git_dir itself."""
+        own = self.git_dir
+        try:
+            pointer = (own / "commondir").read_text().strip()
+        except OSError:
+            return own
+        return (own / pointer).resolve()
+
+    @property
     def is_bare(self) -> bool:
         return bool(self.repo.is_bare)
 

@@ -290,7 +290,9 @@ class Store:
     # --- writing ---
 
     def lock_path(self, key: str) -> Path:
-        return self.git.git_dir / "git-deployments" / "locks" / f"{key}.lock"
+        # in the shared git directory: writers in two worktrees of one repository write the
+        # same refs, so they must take the same lock
+        return self.git.common_dir / "git-deployments" / "locks" / f"{key}.lock"
 
     def lock(self, key: str) -> Any:
         """The target's write lock (a context manager; `acquire(timeout=)` raises filelock's
