@@ -62,6 +62,9 @@ def cmd_share(ctx: Any, mode: str, remote: str | None = None, as_json: bool = Fa
             report.integrations[integration.key] = integration
             report.refused += integration.refused
     else:
+        # leases rest on what the remote holds now, not on the last fetch: a timeline pushed
+        # by plain `git push` (which leaves the remote-tracking refs behind) is not "stale"
+        sync.fetch(store.git, name)
         report.pushed = {p.key: p for p in sync.push(store, name)}
     out = Output(as_json)
     if as_json:
