@@ -144,7 +144,8 @@ def test_compare_and_swap_refuses_a_stale_old_value(repo: Path, store: Store) ->
     scenario(store, head)
     tip = git(repo, "rev-parse", "refs/deployments/prod")
     with pytest.raises(RaceLost):
-        store.git.update_ref("refs/deployments/prod", head, tip[:-1] + "0", "test")
+        stale = tip[:-1] + ("1" if tip.endswith("0") else "0")
+        store.git.update_ref("refs/deployments/prod", head, stale, "test")
     with pytest.raises(RaceLost):
         store.git.update_ref("refs/deployments/prod", head, None, "test")
     assert git(repo, "rev-parse", "refs/deployments/prod") == tip
