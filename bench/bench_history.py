@@ -23,6 +23,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from run import timed  # noqa: E402 - bench/ is not a package; one timer for every figure
+
 ROOT = Path(__file__).resolve().parent
 WORK = ROOT / "work"
 BIN = Path(sys.executable).parent
@@ -131,23 +135,13 @@ def build(size: Size, env: dict[str, str]) -> tuple[Path, float, float]:
     return repo, history_time, import_time
 
 
-def timed(cwd: Path, env: dict[str, str], args: list[str]) -> float:
-    started = time.perf_counter()
-    done = subprocess.run(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE)
-    elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(args)} failed: {done.stderr.decode().strip()}")
-    return elapsed
-
-
 def race(cwd: Path, env: dict[str, str], commands: list[list[str]], runs: int) -> list[float]:
     """The best wall time of each whole process, runs interleaved so that a busy moment of the
     machine hurts every command alike."""
     times: list[list[float]] = [[] for _ in commands]
     for _ in range(runs):
         for i, args in enumerate(commands):
-            times[i].append(timed(cwd, env, args))
+            times[i].append(timed(args, cwd, env))
     return [min(t) for t in times]
 
 
