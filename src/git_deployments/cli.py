@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from git_deployments import __version__
+from git_deployments import __version__, answers
 from git_deployments.errors import DeployError, UsageError
 
 # each module registers its subcommands with `register(subparsers)`
@@ -61,6 +61,10 @@ class Context:
         return self._store
 
     @property
+    def opened(self) -> bool:
+        return self._store is not None
+
+    @property
     def git(self) -> Any:
         return self.store.git
 
@@ -107,7 +111,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv or ["status"])
         if args.command is None:
             args = parser.parse_args([*argv, "status"])
-        return dispatch(args, Context(args.repo, args.debug, getattr(args, "sync", None)))
+        ctx = Context(args.repo, args.debug, getattr(args, "sync", None))
+        with answers.recording(args.command, argv) as recorder:
+            code = dispatch(args, ctx)
+        if recorder is not None and ctx.opened:
+            answers.finish(recorder, ctx.git.git_dir, code)
+        return code
     except DeployError as exc:
         if debug:
             raise

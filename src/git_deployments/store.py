@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from git_deployments import records
+from git_deployments import answers, records
 from git_deployments.errors import ConflictError, CorruptRecord, DeployError, NotFound
 from git_deployments.gitrepo import CommitInfo, GitRepo, Person, RaceLost, open_repository
 from git_deployments.model import Deployment, Index, Request, Target, key_problem
@@ -221,6 +221,7 @@ class GitOracle:
     def repo_for(self, name: str) -> GitRepo | None:
         if self.target is None or name == self.target.repository:
             return self.git
+        answers.taint("another repository")  # it may appear, or change, under its location
         if name not in self._others:
             location = self.target.location_of(name)
             repo = None
