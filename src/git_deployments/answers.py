@@ -31,7 +31,6 @@ from __future__ import annotations
 import io
 import os
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -148,6 +147,8 @@ def save(git_dir: Path, key_bytes: bytes, refs: dict[str, str | None], objects: 
          body: bytes) -> None:
     """Write the answer atomically (a reader sees the old file or the new one); any failure
     only means the next question is answered by Python again."""
+    import tempfile  # only here: it costs every command's start-up 4 ms
+
     folder = answers_dir(git_dir)
     try:
         folder.mkdir(parents=True, exist_ok=True)
