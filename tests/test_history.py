@@ -225,6 +225,46 @@ def test_one_list_per_repository_and_a_missing_repository_is_reported(
     assert "not available here" in deploy("pending", "production").stdout
 
 
+def test_contains_finds_a_commit_of_another_repository(app: Path, lib: Path,
+                                                       tmp_path: Path) -> None:
+    """A target deploying two repositories: a commit of the other one is found by ancestry in
+    that repository, from the location the target records."""
+    deploy = Deploy(app)
+    deploy("target", "create", "staging")  # deploys app alone: it never ships a lib commit
+    deploy("target", "edit", "production", "--repository", f"lib={lib}")
+    lib_commits = rev_list(lib, "HEAD")  # newest first: lib 3, 2, 1, 0
+    for shipped in ("HEAD~2", "HEAD", "HEAD~1"):  # forward, then rolled back one
+        deploy("finish", "production", "--commit", "app:main:HEAD",
+               "--commit", f"lib:main:{git(lib, 'rev-parse', shipped)}")
+    deploy("finish", "staging", "--commit", "app:main:HEAD")
+    deployed = [git(lib, "rev-parse", c) for c in ("HEAD~2", "HEAD", "HEAD~1")]
+    for commit in lib_commits:
+        data: Any = deploy.json("contains", commit)
+        answers = {a["target"]: a for a in data}
+        shipped = [n for n, c in enumerate(deployed, 1) if is_ancestor(lib, commit, c)]
+        assert answers["production"]["first_deployment"] == (shipped[0] if shipped else None)
+        assert answers["production"]["live"] is is_ancestor(lib, commit, deployed[-1])
+        assert answers["production"]["repository"] == "lib"
+        assert answers["staging"]["first_deployment"] is None
+        assert answers["staging"]["live"] is False
+        assert deploy.json("contains", commit, "--repository", "lib") == data
+    newest = lib_commits[0]
+    text = deploy("contains", newest[:10]).stdout
+    assert "(repository lib)" in text and "not in #3" in text and "first shipped in #2" in text
+    # an app commit is still looked for in app, and --repository app says the same
+    assert deploy.json("contains", "HEAD") == deploy.json("contains", "HEAD", "--repository",
+                                                          "app")
+    assert "unknown commit" in one_error(deploy("contains", newest, "--repository", "app",
+                                                code=1))
+    assert "no target records a repository 'nope'" in one_error(
+        deploy("contains", newest, "--repository", "nope", code=1))
+    assert "invalid repository name" in one_error(
+        deploy("contains", newest, "--repository", "../x", code=1))
+    # the other repository moves away: its commits cannot be found any more
+    lib.rename(tmp_path / "lib-moved")
+    assert "unknown commit" in one_error(deploy("contains", newest, code=1))
+
+
 # --- pending -------------------------------------------------------------------------------------
 
 
@@ -297,7 +337,7 @@ def test_contains_agrees_with_merge_base_for_every_commit(app: Path) -> None:
     store = open_store(app)
     for commit in every:
         # every commit through the service; the command line itself is checked below
-        _, found = history.contains(store, commit)
+        found = history.contains(store, commit).answers
         answers = {a.key: a.as_json() for a in found}
         assert set(answers) == {"production", "staging", "qa"}
         for key, commits in resolved.items():

@@ -34,7 +34,7 @@ __git_deploy_options () {
 	"comment") echo "--help --message= --json --sync" ;;
 	"commits") echo "--help --max-count= --json" ;;
 	"pending") echo "--help --branch= --max-count= --json" ;;
-	"contains") echo "--help --target= --json" ;;
+	"contains") echo "--help --target= --repository= --json" ;;
 	"compare") echo "--help --json" ;;
 	"issues") echo "--help --max-count= --json" ;;
 	"rollback") echo "--help --to= --finish --version= --description= --reason= --ext-label= --ext-url= --json --sync" ;;

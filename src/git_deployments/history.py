@@ -615,6 +615,8 @@ class Containment:
     first: Trace | None
     # successful deployments whose commit this repository lacks: containment unknown
     unknown: list[int]
+    repository: str = ""  # the repository the commit is in, by the target's name for it
+    problem: str | None = None  # why the target could not be asked (its copy is not here)
 
     def as_json(self) -> dict[str, Any]:
         from datetime import UTC, datetime
@@ -623,52 +625,148 @@ class Containment:
 
         first = self.first
         return {
-            "target": self.key, "commit": self.commit, "live": self.live,
+            "target": self.key, "commit": self.commit, "repository": self.repository,
+            "live": self.live,
             "current": self.current.number if self.current else None,
             "first_deployment": first.number if first else None,
             "first_version": first.version if first else None,
             "first_shipped_at": iso(datetime.fromtimestamp(first.shipped_at, UTC))
             if first and first.shipped_at is not None else None,
             "unknown": self.unknown,
+            "problem": self.problem,
         }
 
 
-def contains(store: Store, spec: str, keys: Sequence[str] | None = None
-             ) -> tuple[str, list[Containment]]:
+@dataclass
+class _Asked:
+    """One target's part of a `contains` question: where the commit is looked for."""
+
+    scan: TimelineScan
+    repository: str  # the repository's name in this target
+    repo: GitRepo | None = None
+    problem: str | None = None
+
+
+@dataclass
+class Contained:
+    commit: str  # the full id
+    summary: str  # its subject
+    answers: list[Containment]
+    elsewhere: str | None = None  # the repository it is in, when not this one
+
+
+def contains(store: Store, spec: str, keys: Sequence[str] | None = None,
+             repository: str | None = None) -> Contained:
     """For each target: whether its current deployment contains the commit (by ancestry), and
-    the first deployment that shipped it. One walk for all targets together."""
+    the first deployment that shipped it. One walk per repository for all targets together.
+
+    The commit is looked for in this repository, or in `repository` (a name targets give one
+    of their repositories, read from the location each records). Without `repository`, a
+    commit this repository lacks is looked for in the other repositories the targets record.
+    """
     git = store.git
-    commit = git.resolve_commit(spec)
     for key in keys or []:
         store.existing(key)
     scans = [scan_timeline(git, key) for key in (keys or store.keys())]
-    tips: set[str] = set()
+    try:
+        commit = git.resolve_commit(spec) if repository is None else None
+        asked = [_Asked(scan, scan.repository, git) for scan in scans]
+    except NotFound:
+        commit, asked = None, []
+    if commit is None:
+        commit, asked, where = _elsewhere(store, scans, spec, repository)
+    else:
+        where = git
+    elsewhere = None if where is git else \
+        ", ".join(sorted({part.repository for part in asked if part.repo is not None}))
+    groups: dict[str, list[_Asked]] = {}
+    for part in asked:
+        if part.repo is not None:
+            groups.setdefault(str(part.repo.git_dir), []).append(part)
+    found: set[str] = set()
     unknown: dict[str, list[int]] = {}
-    for scan in scans:
-        for trace in scan.deployments.values():
-            if not trace.successful:
-                continue
-            for repository, _, oid in trace.commits or []:
-                if repository != scan.repository:
+    for parts in groups.values():
+        repo = parts[0].repo
+        assert repo is not None
+        tips: set[str] = set()
+        for part in parts:
+            for trace in part.scan.deployments.values():
+                if not trace.successful:
                     continue
-                if git.is_commit(oid):
-                    tips.add(oid)
-                else:
-                    unknown.setdefault(scan.key, []).append(trace.number)
-    found = containing(git, commit, tips)
+                for name, _, oid in trace.commits or []:
+                    if name != part.repository:
+                        continue
+                    if repo.is_commit(oid):
+                        tips.add(oid)
+                    else:
+                        unknown.setdefault(part.scan.key, []).append(trace.number)
+        found |= containing(repo, commit, tips)
     answers = []
-    for scan in scans:
-        def ships(trace: Trace, home: str = scan.repository) -> bool:
+    for part in asked:
+        scan = part.scan
+
+        def ships(trace: Trace, home: str = part.repository) -> bool:
             return any(r == home and c in found for r, _, c in trace.commits or [])
 
         shipped = sorted((t for t in scan.deployments.values() if t.successful and ships(t)),
-                         key=lambda t: t.number)
+                         key=lambda t: t.number) if part.repo is not None else []
         current = scan.current
         answers.append(Containment(
-            key=scan.key, commit=commit, live=current is not None and ships(current),
-            current=current, first=shipped[0] if shipped else None,
-            unknown=sorted(set(unknown.get(scan.key, [])))))
-    return commit, answers
+            key=scan.key, commit=commit, live=current is not None and ships(current)
+            and part.repo is not None, current=current, first=shipped[0] if shipped else None,
+            unknown=sorted(set(unknown.get(scan.key, []))), repository=part.repository,
+            problem=part.problem))
+    return Contained(commit, commit_summary(where, commit), answers, elsewhere or None)
+
+
+def _elsewhere(store: Store, scans: list[TimelineScan], spec: str, wanted: str | None
+               ) -> tuple[str, list[_Asked], GitRepo]:
+    """The commit `spec` names in another repository the targets record (`wanted`, or any
+    where it resolves), each target's part of the question, and a repository that has it."""
+    per_target: list[tuple[TimelineScan, str, GitRepo | None, str | None]] = []
+    for scan in scans:
+        target, _ = store.existing(scan.key).require()
+        repos = Repositories(store.git, target)
+        names = [wanted] if wanted else [n for n in target.repository_names()
+                                         if n != scan.repository]
+        for name in names:
+            if name not in target.repository_names():
+                continue
+            repo, problem = repos.open(name)
+            per_target.append((scan, name, repo, problem))
+    resolved: dict[str, set[str]] = {}  # commit id -> names it was found under
+    holder: dict[str, GitRepo] = {}
+    for _, name, repo, _ in per_target:
+        if repo is None:
+            continue
+        try:
+            found = repo.resolve_commit(spec)
+        except NotFound:
+            continue
+        resolved.setdefault(found, set()).add(name)
+        holder.setdefault(found, repo)
+    if not resolved:
+        if wanted is not None and not per_target:
+            raise NotFound(f"no target records a repository '{wanted}'")
+        where = f"repository '{wanted}'" if wanted else \
+            "this repository or any repository the targets record"
+        raise NotFound(f"unknown commit {spec!r} in {where}")
+    if len(resolved) > 1:
+        names = sorted({n for found in resolved.values() for n in found})
+        raise DeployError(f"{spec!r} names different commits in repositories "
+                          f"{', '.join(names)}; pass --repository NAME")
+    (commit, names), = resolved.items()
+    asked: dict[str, _Asked] = {}
+    for scan, name, repo, problem in per_target:
+        if name not in names or scan.key in asked:
+            continue
+        if repo is not None and not repo.is_commit(commit):
+            repo, problem = None, (f"commit {commit[:12]} is missing from this target's "
+                                   f"repository '{name}' at its recorded location")
+        asked[scan.key] = _Asked(scan, name, repo, problem)
+    for scan in scans:  # targets without that repository never shipped the commit
+        asked.setdefault(scan.key, _Asked(scan, sorted(names)[0], None, None))
+    return commit, [asked[scan.key] for scan in scans], holder[commit]
 
 
 def commit_summary(git: GitRepo, commit: str) -> str:

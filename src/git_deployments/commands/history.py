@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from git_deployments.commands.common import add_json, add_write_options, number, target_key
 from git_deployments.errors import DeployError
+from git_deployments.model import REPOSITORY_PATTERN
 from git_deployments.output import Output
 
 if TYPE_CHECKING:
@@ -46,6 +47,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("commit", help="a commit id, tag or branch of this repository")
     p.add_argument("--target", dest="targets", action="append", type=target_key,
                    metavar="TARGET", help="only this target (repeatable)")
+    p.add_argument("--repository", metavar="NAME",
+                   help="the repository the commit is in, by the name targets give it (default: "
+                        "this one, else any repository the targets record that has it)")
     add_json(p)
     p.set_defaults(func=cmd_contains)
 
@@ -312,18 +316,22 @@ def cmd_pending(ctx: Any, target: str, branch: str | None = None,
 
 
 def cmd_contains(ctx: Any, commit: str, targets: list[str] | None = None,
-                 as_json: bool = False) -> int:
+                 repository: str | None = None, as_json: bool = False) -> int:
     from datetime import UTC, datetime
 
     from git_deployments import history
     from git_deployments.timeutil import iso
 
-    full, answers = history.contains(ctx.store, commit, targets)
+    if repository is not None and not REPOSITORY_PATTERN.match(repository):
+        raise DeployError(f"invalid repository name {repository!r}")
+    result = history.contains(ctx.store, commit, targets, repository)
+    answers = result.answers
     out = Output(as_json)
     if as_json:
         out.json([a.as_json() for a in answers])
         return 0
-    out.line(out.bold(f"commit {full[:12]}") + f"  {history.commit_summary(ctx.git, full)}")
+    where = f"  (repository {result.elsewhere})" if result.elsewhere else ""
+    out.line(out.bold(f"commit {result.commit[:12]}") + f"  {result.summary}{where}")
     if not answers:
         out.line("no targets yet")
         return 0
@@ -337,7 +345,9 @@ def cmd_contains(ctx: Any, commit: str, targets: list[str] | None = None,
                 if first.shipped_at is not None else "?"
             where = f"first shipped in #{first.number} {first.version or ''} on {when}"
             where = " ".join(where.split())
-        if answer.live and answer.current is not None:
+        if answer.problem:
+            state, where = "unknown", answer.problem
+        elif answer.live and answer.current is not None:
             state = f"live in #{answer.current.number}"
         elif answer.current is None:
             state = "nothing current"
