@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import shlex
 import sys
 import threading
@@ -106,6 +107,29 @@ def test_subscribe_keeps_it_in_git_config(repo: Path, prod: Deploy) -> None:
     assert prod("unsubscribe", "prod-exec-2").stdout == "unsubscribed 'prod-exec-2'\n"
     assert "prod-exec-2" not in config(repo)
     assert {s["name"] for s in subscriptions(prod)} == {"prod-exec", "chat"}
+
+
+def test_a_global_subscription_is_delivered_in_every_repository(
+        repo: Path, prod: Deploy, tmp_path: Path) -> None:
+    recorder = Recorder(tmp_path, "global")
+    prod("subscribe", "--all", "--global", "--exec", recorder.command(), "--name", "mine")
+    assert git(repo, "config", "--global", "deploy-subscription.mine.target") == "*"
+    assert "deploy-subscription" in (Path(os.environ["HOME"]) / ".gitconfig").read_text()
+    assert "deploy-subscription" not in config(repo)
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(repo), str(other))
+    there = Deploy(other)
+    there("target", "create", "web")
+    assert [s["name"] for s in subscriptions(there)] == ["mine"]
+    there("sweep")  # the cursor starts here now: nothing made before is sent
+    there("finish", "web", "--commit", "HEAD")
+    there("sweep")
+    assert recorder.changes() == [("web", 1, None, "current")]
+    assert "your own git config" in prod("unsubscribe", "mine", code=1).stderr
+    assert prod("unsubscribe", "--global", "mine").stdout == "unsubscribed 'mine'\n"
+    assert subscriptions(there) == []
+    prod("subscribe", "prod", "--exec", "true", "--name", "local")
+    assert "this repository's" in prod("unsubscribe", "--global", "local", code=1).stderr
 
 
 BAD_SUBSCRIPTIONS = [

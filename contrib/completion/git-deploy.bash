@@ -51,8 +51,8 @@ __git_deploy_options () {
 	"doctor") echo "--help --dry-run --json" ;;
 	"watch") echo "--help --repo= --quiet --verbose" ;;
 	"sweep") echo "--help --now= --repo= --quiet --verbose --json" ;;
-	"subscribe") echo "--help --all --on= --exec= --webhook= --name= --timeout= --json" ;;
-	"unsubscribe") echo "--help --json" ;;
+	"subscribe") echo "--help --all --on= --exec= --webhook= --name= --timeout= --global --json" ;;
+	"unsubscribe") echo "--help --global --json" ;;
 	"subscriptions") echo "--help --json" ;;
 	esac
 }

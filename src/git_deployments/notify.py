@@ -186,8 +186,15 @@ def subscription_from(name: str, values: dict[str, str]) -> Subscription:
                         timeout=timeout, id=base.id)
 
 
-def add_subscription(store: Store, sub: Subscription) -> Subscription:
-    """Write `sub` to this repository's config, with its cursor starting at today's tips."""
+def _scope(git: GitRepo, personal: bool) -> list[str]:
+    """Where a subscription is written: this repository's config, or the user's own
+    (~/.gitconfig, which every repository's watcher reads)."""
+    return ["--global"] if personal else ["--file", str(git.git_dir / "config")]
+
+
+def add_subscription(store: Store, sub: Subscription, personal: bool = False) -> Subscription:
+    """Write `sub` to this repository's config (`personal`: the user's own), with its cursor
+    starting at today's tips."""
     git = store.git
     if any(existing.name == sub.name for existing in read_subscriptions(git)):
         raise DeployError(f"a subscription named '{sub.name}' exists; choose another --name "
@@ -196,7 +203,7 @@ def add_subscription(store: Store, sub: Subscription) -> Subscription:
     # the cursor first, at today's tips: a watcher that sees the config entry then finds where
     # to start, and nothing made before the subscription is sent
     Courier(store, sub).ensure_state(current_tips(store))
-    config_file = str(git.git_dir / "config")
+    scope = _scope(git, personal)
     values = [("id", sub.id), ("target", sub.target), ("on", ",".join(sorted(sub.on)))]
     if sub.timeout is not None:
         values.append(("timeout", f"{int(sub.timeout)}s"))
@@ -204,22 +211,25 @@ def add_subscription(store: Store, sub: Subscription) -> Subscription:
     values.append(("exec", sub.command) if sub.command is not None
                   else ("webhook", sub.webhook or ""))
     for var, value in values:
-        _config(git, "--file", config_file, f"{SECTION}.{sub.name}.{var}", value)
+        _config(git, *scope, f"{SECTION}.{sub.name}.{var}", value)
     return sub
 
 
-def remove_subscription(store: Store, name: str) -> Subscription:
+def remove_subscription(store: Store, name: str, personal: bool = False) -> Subscription:
     git = store.git
     found = [sub for sub in read_subscriptions(git) if sub.name == name]
     if not found:
         names = ", ".join(sub.name for sub in read_subscriptions(git)) or "none"
         raise NotFound(f"no subscription named '{name}' (subscriptions: {names})")
-    result = _config(git, "--file", str(git.git_dir / "config"), "--remove-section",
-                     f"{SECTION}.{name}", check=False)
+    result = _config(git, *_scope(git, personal), "--remove-section", f"{SECTION}.{name}",
+                     check=False)
     if result.returncode != 0:
+        if personal:
+            raise DeployError(f"subscription '{name}' is not in your own git config (it is "
+                              f"this repository's); remove it without --global")
         raise DeployError(f"subscription '{name}' is not in this repository's config (it "
                           f"comes from your own git config); remove it with "
-                          f"'git config --global --remove-section {SECTION}.{name}'")
+                          f"'git deploy unsubscribe --global {name}'")
     Courier(store, found[0]).state_path.unlink(missing_ok=True)
     return found[0]
 

@@ -31,8 +31,9 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser(
         "subscribe", help="be notified of status changes (a command or a webhook)",
-        description="Add a personal subscription, kept in this repository's git config; the "
-                    "watcher delivers each matching status change as JSON.")
+        description="Add a personal subscription, kept in this repository's git config (with "
+                    "--global, in your own, for every repository you watch); the watcher "
+                    "delivers each matching status change as JSON.")
     p.add_argument("target", type=target_key, nargs="?", help="the target (or --all)")
     p.add_argument("--all", action="store_true", help="every target, including future ones")
     p.add_argument("--on", type=_statuses, metavar="STATUS,...",
@@ -47,11 +48,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--timeout", type=_duration, metavar="DURATION",
                    help="how long one delivery may take (default: 30s for a command, 10s per "
                         "webhook attempt)")
+    _global(p, "keep it in your own git config (~/.gitconfig): every repository's watcher "
+               "delivers it")
     add_json(p)
     p.set_defaults(func=cmd_subscribe)
 
     p = subparsers.add_parser("unsubscribe", help="remove a subscription")
     p.add_argument("name", type=_name)
+    _global(p, "remove it from your own git config")
     add_json(p)
     p.set_defaults(func=cmd_unsubscribe)
 
@@ -160,9 +164,13 @@ def cmd_sweep(ctx: Any, now: str | None = None, watch_repo: str | None = None,
 # --- subscriptions -----------------------------------------------------------------------------
 
 
+def _global(p: Any, text: str) -> None:
+    p.add_argument("--global", dest="personal", action="store_true", help=text)
+
+
 def cmd_subscribe(ctx: Any, target: str | None, all: bool, on: frozenset[str] | None,
                   exec_command: str | None, webhook: str | None, name: str | None,
-                  timeout: int | None, as_json: bool = False) -> int:
+                  timeout: int | None, personal: bool = False, as_json: bool = False) -> int:
     from git_deployments.notify import (
         ALL_TARGETS,
         DEFAULT_ON,
@@ -191,7 +199,7 @@ def cmd_subscribe(ctx: Any, target: str | None, all: bool, on: frozenset[str] | 
                     if candidate not in taken)
     sub = add_subscription(store, Subscription(
         name=name, target=target or ALL_TARGETS, on=on or DEFAULT_ON, command=command,
-        webhook=webhook, timeout=float(timeout) if timeout else None))
+        webhook=webhook, timeout=float(timeout) if timeout else None), personal)
     out = Output(as_json)
     if as_json:
         out.json(sub.as_json())
@@ -201,10 +209,10 @@ def cmd_subscribe(ctx: Any, target: str | None, all: bool, on: frozenset[str] | 
     return 0
 
 
-def cmd_unsubscribe(ctx: Any, name: str, as_json: bool = False) -> int:
+def cmd_unsubscribe(ctx: Any, name: str, personal: bool = False, as_json: bool = False) -> int:
     from git_deployments.notify import remove_subscription
 
-    sub = remove_subscription(ctx.store, name)
+    sub = remove_subscription(ctx.store, name, personal)
     out = Output(as_json)
     if as_json:
         out.json(sub.as_json())
