@@ -165,7 +165,7 @@ def test_a_subscription_from_the_users_own_config(repo: Path, prod: Deploy) -> N
     git(repo, "config", "--global", "deploy-subscription.mine.exec", "true")
     assert [s["name"] for s in subscriptions(prod)] == ["mine"]
     result = prod("unsubscribe", "mine", code=1)
-    assert "--global --remove-section" in result.stderr
+    assert "git deploy unsubscribe --global mine" in result.stderr
     # a broken section is listed with its problem, and skipped by the watcher
     git(repo, "config", "deploy-subscription.broken.target", "prod")
     listed = {s["name"]: s for s in subscriptions(prod)}
