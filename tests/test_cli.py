@@ -242,3 +242,64 @@ def test_hostile_record_in_the_ref_is_a_clear_error(repo: Path, prod: Deploy) ->
     before = refs_state(repo)
     prod("start", "production", code=1)
     assert refs_state(repo) == before
+
+
+# --- values that must never reach a record ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [
+    ["schedule", "prod", "--at", "0999-01-01T00:00Z"],  # a 3-digit year would not read back
+    ["schedule", "prod", "--at", "0001-01-01T00:00"],  # no zone: out of range once localised
+    ["schedule", "prod", "--at", "1960-01-01T00:00Z"],  # before git's dates begin
+    ["schedule", "prod", "--at", "9999-12-31T23:59:59"],
+    ["target", "create", "nl\n"],  # "$" in a pattern would take the newline
+    ["target", "create", "dot."],  # git refuses a ref path ending in "."
+    ["show", "prod\n"],
+    ["schedule", "prod", "--ext-url", "https://ci.example/1\n"],
+    ["target", "create", "rn", "--repository", "zz\n"],
+    ["schedule", "prod", "--version", "\x1b[31mRED\x1b[0m"],  # escapes reach other terminals
+    ["schedule", "prod", "--description", "a\x01b"],
+    ["comment", "prod", "-m", "clear\x1b[2J"],
+    ["target", "edit", "prod", "--name", " "],
+    ["list", "prod", "-n", "-1"],
+    ["log", "prod", "-n", "²"],
+])
+def test_bad_values_are_refused_with_one_line_and_nothing_written(
+        repo: Path, deploy: Deploy, args: list[str]) -> None:
+    deploy("target", "create", "prod")
+    before = refs_state(repo)
+    result = deploy(*args, code=1)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: invalid "), result.stderr
+    assert refs_state(repo) == before
+    assert deploy("status").returncode == 0
+
+
+def test_a_bad_clock_is_refused(repo: Path, deploy: Deploy) -> None:
+    deploy("target", "create", "prod")
+    result = deploy("comment", "prod", "-m", "x", code=1,
+                    env={"GIT_DEPLOY_NOW": "1960-01-01T00:00:00Z"})
+    assert result.stderr.startswith("error: invalid GIT_DEPLOY_NOW") and \
+        "1970" in result.stderr
+
+
+def test_text_keeps_its_newlines_and_tabs(repo: Path, deploy: Deploy) -> None:
+    deploy("target", "create", "prod")
+    deploy("schedule", "prod", "--description", "first line\n\tindented")
+    assert deploy.json("show", "prod", "1")["description"] == "first line\n\tindented"
+
+
+def test_finish_number_lands_only_on_that_deployment_in_flight(repo: Path, deploy: Deploy
+                                                                ) -> None:
+    deploy("target", "create", "prod")
+    deploy("start", "prod")
+    deploy("fail", "prod")
+    before = refs_state(repo)
+    result = deploy("finish", "prod", "--number", "1", code=1)
+    assert result.stderr == "error: deployment #1 is failed, not in flight: it cannot be " \
+                            "finished any more\n"
+    assert refs_state(repo) == before
+    deploy("start", "prod")
+    assert "prod #2: current" in deploy("finish", "prod", "--number", "2").stdout
+    assert "does not take a deployment number" not in deploy("start", "prod").stderr
+    assert deploy("start", "prod", "--number", "2", code=2).returncode == 2

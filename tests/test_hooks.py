@@ -291,7 +291,8 @@ def test_an_existing_hook_is_kept_and_chained(clone: CloneFactory, bare: Path,
                                               tmp_path: Path) -> None:
     seen = tmp_path / "seen"
     legacy = bare / "hooks" / "pre-receive"
-    legacy.write_text(f'#!/bin/sh\ncat >> "{seen}"\n[ ! -e "{tmp_path}/deny" ]\n')
+    legacy.write_text(f'#!/bin/sh\ncat >> "{seen}"\nif [ -e "{tmp_path}/deny" ]; then '
+                      'echo "no deployments on Fridays" >&2; exit 1; fi\n')
     legacy.chmod(0o755)
     original = legacy.read_text()
     out = Deploy(bare)("install-hooks").stdout
@@ -312,6 +313,11 @@ def test_an_existing_hook_is_kept_and_chained(clone: CloneFactory, bare: Path,
     result = push(a, REF)
     assert result.returncode != 0 and "pre-receive hook declined" in result.stderr
     assert ref_of(bare) != ref_of(a.cwd)
+    # git deploy push says what the chained hook said, and never "up to date"
+    done = a("push", code=1)
+    assert done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert "no deployments on Fridays" in line and "pre-receive hook declined" in line
     # the tool's own checks still run after a legacy hook that agrees
     (tmp_path / "deny").unlink()
     assert refused(push(a, f":{REF}"))

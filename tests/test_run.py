@@ -152,3 +152,25 @@ def test_sync_pushes_both_changes(repo: Path, bare: Path, tmp_path: Path) -> Non
     deploy("run", "production", "--sync", "--", PY, "-c", "pass")
     subjects = git(bare, "log", "--format=%s", "refs/deployments/production").splitlines()
     assert [s.split(":")[1].split()[0] for s in subjects] == ["current", "deploying", "target"]
+
+
+def test_run_records_only_the_deployment_it_started(repo: Path, deploy: Deploy) -> None:
+    """Someone fails the deployment while the command runs: run does not make a new one
+    current; it says what happened and exits 1."""
+    deploy("target", "create", "prod")
+    started = subprocess.Popen(["git", "deploy", "run", "prod", "--", sys.executable, "-c",
+                                "import time; time.sleep(2)"], cwd=repo,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(200):
+        status = deploy.json("status")
+        if isinstance(status, list) and status[0]["in_flight"]:
+            break
+        time.sleep(0.05)
+    deploy("fail", "prod")
+    out, err = started.communicate(timeout=60)
+    assert started.returncode == 1, err
+    assert err.splitlines()[-1] == ("error: the command succeeded, but it was not recorded: "
+                                    "deployment #1 is failed, not in flight: it cannot be "
+                                    "finished any more")
+    listed = deploy.json("list", "prod")
+    assert [(d["number"], d["status"]) for d in listed] == [(1, "failed")]

@@ -26,8 +26,8 @@ __git_deploy_options () {
 	"target unarchive") echo "--help --json --sync" ;;
 	"schedule") echo "--help --version= --commit= --branch= --ext-label= --ext-url= --description= --reason= --at= --json --sync" ;;
 	"start") echo "--help --version= --commit= --branch= --ext-label= --ext-url= --description= --reason= --json --sync" ;;
-	"finish") echo "--help --version= --commit= --branch= --ext-label= --ext-url= --description= --reason= --json --sync" ;;
-	"fail") echo "--help --version= --commit= --branch= --ext-label= --ext-url= --description= --reason= --json --sync" ;;
+	"finish") echo "--help --version= --commit= --branch= --ext-label= --ext-url= --description= --reason= --number= --json --sync" ;;
+	"fail") echo "--help --version= --commit= --branch= --ext-label= --ext-url= --description= --reason= --number= --json --sync" ;;
 	"set-status") echo "--help --reason= --json --sync" ;;
 	"edit") echo "--help --version= --description= --ext-label= --ext-url= --at= --json --sync" ;;
 	"delete") echo "--help --json --sync" ;;

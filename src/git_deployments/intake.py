@@ -49,9 +49,9 @@ def clock() -> datetime:
         return now()
     try:
         return parse_datetime(value)
-    except DeployError:
-        raise DeployError(f"invalid GIT_DEPLOY_NOW {value!r}: use ISO 8601, e.g. "
-                          "2026-05-01T14:00:00Z") from None
+    except DeployError as exc:
+        reason = str(exc).split(": ", 1)[-1]
+        raise DeployError(f"invalid GIT_DEPLOY_NOW {value!r}: {reason}") from None
 
 
 def default_target(target: str | None) -> str:
@@ -207,7 +207,7 @@ def _other(target: Target, repository: str) -> GitRepo | None:
         return None
 
 
-_ABSOLUTE_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://\S+$")
+_ABSOLUTE_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://\S+\Z")
 
 
 def external_link(label: str | None, url: str | None) -> ExternalLink | None:

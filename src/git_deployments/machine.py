@@ -348,6 +348,8 @@ class _Apply:
     def deploy(self, req: Deploy) -> Deployment:
         self.check_active()
         self.check_repositories(req.commits)
+        if req.number is not None and req.op not in ("finish", "fail"):
+            raise RuleViolation(f"{req.op} does not take a deployment number")
         if req.rollback_to is not None:
             return self.rollback(req)
         if req.op == "schedule":
@@ -434,6 +436,14 @@ class _Apply:
         updates.pop("scheduled_for", None)
         verb = "finish" if status == Status.CURRENT else "fail"
         land = self.make_current if status == Status.CURRENT else self.make_failed
+        if req.number is not None:
+            record = self.get(req.number)
+            if record.status not in IN_FLIGHT:
+                raise RuleViolation(f"deployment #{record.number} is {record.status}, not in "
+                                    f"flight: it cannot be {verb}ed any more")
+            commits = self.merge_refs(record.commits, req.commits)
+            self.require_commits(commits, verb)
+            return land(record, req.reason, commits=commits, **updates)
         if not req.commits:
             if self.index.in_flight is None:
                 raise RuleViolation(

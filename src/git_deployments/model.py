@@ -20,9 +20,9 @@ from enum import StrEnum
 from functools import cache
 from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
 
-KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-REPOSITORY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-COMMIT_PATTERN = re.compile(r"^[0-9a-f]{40}$")
+KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}\Z")  # \Z: "$" would take "x\n"
+REPOSITORY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
+COMMIT_PATTERN = re.compile(r"^[0-9a-f]{40}\Z")
 MAX_TEXT = 4096
 MAX_LINE = 256
 MAX_COMMITS = 32
@@ -46,8 +46,8 @@ def key_problem(key: str) -> str | None:
     """Why `key` cannot name a target, or None."""
     if not KEY_PATTERN.match(key):
         return "use 1-63 of a-z 0-9 . _ - starting with a letter or digit"
-    if ".." in key or key.endswith(".lock"):
-        return "must not contain '..' or end in '.lock'"
+    if ".." in key or key.endswith((".", ".lock")):
+        return "must not contain '..' or end in '.' or '.lock'"
     return None
 
 
@@ -82,9 +82,23 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(microsecond=0)
 
 
+# control characters (C0, DEL, C1): records are printed on other people's terminals, where an
+# escape sequence could rewrite what they see
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # newlines and tabs allowed
+
+
 def _line(value: str) -> str:
-    if "\n" in value or "\r" in value or "\x00" in value:
+    if "\n" in value or "\r" in value:
         raise ValueError("must be a single line")
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _text(value: str) -> str:
+    if _CONTROL_IN_TEXT.search(value):
+        raise ValueError("must not contain control characters (other than newlines and tabs)")
     return value
 
 
@@ -539,7 +553,7 @@ Branch = Annotated[str, AfterValidator(_branch)]
 CommitId = Annotated[str, AfterValidator(_commit)]
 Moment = Annotated[datetime, AfterValidator(_utc)]
 Line = Annotated[str, Field(max_length=MAX_LINE), AfterValidator(_line)]
-Text = Annotated[str, Field(max_length=MAX_TEXT)]
+Text = Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(_text)]
 
 
 class Strict(Record):
@@ -713,6 +727,8 @@ class Deploy(Request):
     scheduled_for: Moment | None = None
     reason: Text | None = None
     rollback_to: int | None = Field(default=None, ge=1)
+    # finish/fail: exactly this deployment, which must be in flight (what `run` started)
+    number: int | None = Field(default=None, ge=1)
 
 
 class SetStatus(Request):
@@ -747,7 +763,7 @@ class Delete(Request):
 class Comment(Request):
     op: Literal["comment"] = "comment"
     number: int | None = Field(default=None, ge=1)
-    text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
+    text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT), AfterValidator(_text)]
 
 
 Operation = Annotated[

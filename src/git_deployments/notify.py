@@ -27,7 +27,7 @@ from git_deployments.store import Store
 from git_deployments.timeutil import format_duration, iso
 
 SECTION = "deploy-subscription"
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 ALL_TARGETS = "*"
 DELETED = "deleted"
 EVENT_STATUSES = (*(status.value for status in Status), DELETED)

@@ -34,7 +34,7 @@ DEFAULT_REMOTE = "origin"
 BACKUP_PREFIX = "refs/deployments-backup/"
 DEFAULT_TRIES = 20
 MAX_TRIES = 1000
-REMOTE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+REMOTE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
 # what `git push --porcelain` says when the remote moved between our fetch and our push
 RACE_REASONS = ("stale info", "fetch first", "non-fast-forward", "failed to update ref",
                 "failed to lock", "cannot lock ref")
@@ -399,8 +399,11 @@ def push_tips(git: GitRepo, remote: str, updates: list[tuple[str, str, str | Non
         parts = line.split("\t")
         if len(parts) >= 3 and ":" in parts[1]:
             lines[parts[1].split(":", 1)[1]] = (parts[0], parts[2])
-    remote_errors = [line.removeprefix("remote: ").strip() for line in result.stderr.splitlines()
-                     if line.startswith("remote: ") and "error: " in line]
+    # what the server's hooks said: ours start with "error: ", a chained one may say anything
+    said = ["".join(c if c.isprintable() else "?" for c in line[len("remote: "):].strip())
+            for line in result.stderr.splitlines() if line.startswith("remote: ")]
+    said = [line for line in said if line]
+    remote_errors = [line for line in said if "error: " in line]
     outcomes = []
     for key, new, expected in updates:
         found = lines.get(ref_name(key))
@@ -415,7 +418,8 @@ def push_tips(git: GitRepo, remote: str, updates: list[tuple[str, str, str | Non
             outcomes.append(Pushed(key, "raced", new, summary))
         else:
             mine = [e for e in remote_errors if ref_name(key) in e] or remote_errors
-            why = mine[0].removeprefix("error: ") if mine else summary
+            why = mine[0].removeprefix("error: ") if mine else \
+                f"{'; '.join(said[-3:])} ({summary})" if said else summary
             outcomes.append(Pushed(key, "refused", new, why))
     return outcomes
 

@@ -7,8 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 from git_deployments.errors import DeployError
 
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?\Z")
 MAX_DURATION = 366 * 24 * 3600
+# the times a record may hold: git's commit dates start in 1970, ISO 8601 years have 4 digits
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 30, tzinfo=UTC)
 
 
 def now() -> datetime:
@@ -55,9 +58,16 @@ def parse_datetime(text: str, *, reference: datetime | None = None) -> datetime:
             f"invalid time {text!r}: use ISO 8601 (2026-05-01T14:00, 2026-05-01 14:00+02:00), "
             "'now' or '+2h'"
         ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.astimezone()
-    return parsed.astimezone(UTC).replace(microsecond=0)
+    try:
+        if parsed.tzinfo is None:
+            parsed = parsed.astimezone()
+        parsed = parsed.astimezone(UTC).replace(microsecond=0)
+    except (OverflowError, ValueError, OSError):
+        parsed = EARLIEST - timedelta(days=1)  # out of range either way: refused below
+    if not EARLIEST <= parsed <= LATEST:
+        raise DeployError(f"invalid time {text!r}: must be between 1970 and 9999 (git dates "
+                          "cannot be earlier)")
+    return parsed
 
 
 def iso(moment: datetime) -> str:

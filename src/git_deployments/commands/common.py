@@ -26,8 +26,14 @@ def add_write_options(parser: argparse.ArgumentParser) -> None:
 
 
 def number(text: str) -> int:
-    if not text.isdigit() or len(text) > 12 or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or len(text) > 12 or int(text) < 1:
         raise DeployError(f"invalid deployment number {text!r}: expected 1, 2, 3...")
+    return int(text)
+
+
+def count(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or len(text) > 9:
+        raise DeployError(f"invalid count {text!r}: expected 0, 1, 2...")
     return int(text)
 
 

@@ -25,6 +25,10 @@ def register(subparsers: Any) -> None:
         if op == "schedule":
             p.add_argument("--at", metavar="DATETIME",
                            help="when it is planned: ISO 8601, or +2h from now")
+        if op in ("finish", "fail"):
+            p.add_argument("--number", type=number, metavar="N",
+                           help=f"{op} exactly deployment N, which must be in flight (refused "
+                                "if it has moved on)")
         add_write_options(p)
         p.set_defaults(func=cmd_deploy, op=op)
 
@@ -106,16 +110,16 @@ def report(ctx: Any, result: WriteResult, as_json: bool, stream: TextIO | None =
 def cmd_deploy(ctx: Any, op: str, target: str | None, version: str | None, commit: list[str],
                branch: str | None, ext_label: str | None, ext_url: str | None,
                description: str | None, reason: str | None, at: str | None = None,
-               as_json: bool = False) -> int:
+               number: int | None = None, as_json: bool = False) -> int:
     request = deploy_request(ctx, op, target, version, commit, branch, ext_label, ext_url,
-                             description, reason, at)
+                             description, reason, at, number)
     return report(ctx, ctx.write(request), as_json)
 
 
 def deploy_request(ctx: Any, op: str, target: str | None, version: str | None,
                    commit: list[str], branch: str | None, ext_label: str | None,
                    ext_url: str | None, description: str | None, reason: str | None,
-                   at: str | None = None) -> Any:
+                   at: str | None = None, number: int | None = None) -> Any:
     """The Deploy request a schedule/start/finish/fail command line asks for."""
     from git_deployments import ci, intake
     from git_deployments.model import Deploy
@@ -135,6 +139,8 @@ def deploy_request(ctx: Any, op: str, target: str | None, version: str | None,
     }
     if at is not None:
         fields["scheduled_for"] = parse_datetime(at, reference=intake.clock())
+    if number is not None:
+        fields["number"] = number
     return intake.new_request(Deploy, ctx.git, target, **fields)
 
 

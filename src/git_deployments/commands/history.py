@@ -8,7 +8,13 @@ import re
 import sys
 from typing import TYPE_CHECKING, Any
 
-from git_deployments.commands.common import add_json, add_write_options, number, target_key
+from git_deployments.commands.common import (
+    add_json,
+    add_write_options,
+    count,
+    number,
+    target_key,
+)
 from git_deployments.errors import DeployError
 from git_deployments.model import REPOSITORY_PATTERN
 from git_deployments.output import Output
@@ -114,15 +120,9 @@ def register(subparsers: Any) -> None:
 
 
 def _max_count(p: Any) -> None:
-    p.add_argument("-n", "--max-count", type=_count, metavar="N",
+    p.add_argument("-n", "--max-count", type=count, metavar="N",
                    help="list at most N commits per repository (a first deployment: 100 "
                         "unless given)")
-
-
-def _count(text: str) -> int:
-    if not text.isdigit() or len(text) > 9:
-        raise DeployError(f"invalid count {text!r}: expected 0, 1, 2...")
-    return int(text)
 
 
 # --- JSON for long lists -------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import heapq
 from datetime import UTC, datetime
 from typing import Any
 
-from git_deployments.commands.common import add_json, number, target_key
+from git_deployments.commands.common import add_json, count, number, target_key
 from git_deployments.errors import NotFound
 from git_deployments.model import Deployment, Status
 from git_deployments.output import Output, deployment_json
@@ -25,7 +25,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("target", type=target_key)
     p.add_argument("--status", choices=[s.value for s in Status], action="append",
                    help="only these statuses (repeatable)")
-    p.add_argument("-n", "--limit", type=int, default=50, help="at most this many (0: all)")
+    p.add_argument("-n", "--limit", type=count, default=50, help="at most this many (0: all)")
     add_json(p)
     p.set_defaults(func=cmd_list)
 
@@ -37,7 +37,7 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser("log", help="the timeline of changes, newest first")
     p.add_argument("target", type=target_key, nargs="?")
-    p.add_argument("-n", "--limit", type=int, default=50, help="at most this many (0: all)")
+    p.add_argument("-n", "--limit", type=count, default=50, help="at most this many (0: all)")
     add_json(p)
     p.set_defaults(func=cmd_log)
 

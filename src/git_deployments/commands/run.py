@@ -15,7 +15,7 @@ from git_deployments.commands.deployments import (
     deploy_request,
     report,
 )
-from git_deployments.errors import UsageError
+from git_deployments.errors import DeployError, UsageError
 
 USAGE_TAIL = "git deploy run <target> [options] -- COMMAND [ARGS...]"
 EXIT_NOT_FOUND = 127
@@ -83,9 +83,15 @@ def cmd_run(ctx: Any, target: str | None, version: str | None, commit: list[str]
         # already failed while the command ran (a timeout): a second record would be noise
         sys.stderr.write(f"{key} #{record.number} was already failed; {why}\n")
         return status
+    # exactly the deployment this run started: refused if someone moved it on meanwhile
     end = intake.new_request(Deploy, ctx.git, key, op="finish" if status == 0 else "fail",
-                             commits=record.commits, reason=why)
-    report(ctx, ctx.write(end), as_json, sys.stderr)
+                             number=record.number, reason=why)
+    try:
+        ended = ctx.write(end)
+    except DeployError as exc:
+        outcome = "succeeded" if status == 0 else f"failed ({why})"
+        raise DeployError(f"the command {outcome}, but it was not recorded: {exc}") from None
+    report(ctx, ended, as_json, sys.stderr)
     if why and not as_json:
         sys.stderr.write(f"  {why}\n")
     return status

@@ -120,7 +120,8 @@ def _print(out: Output, report: Any, remote: str) -> None:
             lines.append(f"{key}: " + "; ".join(parts))
     for line in lines:
         out.line(line)
-    if not lines:
+    failed = report.refused or any(not p.ok for p in report.pushed.values())
+    if not lines and not failed:  # a failure is told on stderr, never as "up to date"
         out.line(f"up to date with {remote}")
 
 

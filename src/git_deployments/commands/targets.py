@@ -100,10 +100,14 @@ def _repositories(specs: list[str], existing: list[dict[str, Any]]) -> list[dict
 
 def _settings_from(args: dict[str, Any], existing: list[dict[str, Any]]) -> dict[str, Any]:
     settings: dict[str, Any] = {}
+    if args.get("name") is not None and not args["name"].strip():
+        raise DeployError("invalid name: must not be empty (the key is shown when none is set)")
     for name in ("name", "description", "manual_controls", "start_requires_schedule",
                  "schedule_on_push"):
         if args.get(name) is not None:
             settings[name] = args[name]
+    if settings.get("schedule_on_push"):  # each branch once, in the order given
+        settings["schedule_on_push"] = list(dict.fromkeys(settings["schedule_on_push"]))
     if args.get("no_schedule_on_push"):
         settings["schedule_on_push"] = []
     for name, default in (("hanging_after", DEFAULT_HANGING), ("failed_after", DEFAULT_FAILED)):
