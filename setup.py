@@ -7,6 +7,7 @@ else. Where no C compiler works, `git-deploy` is the Python command itself (nati
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import shutil
@@ -31,9 +32,8 @@ class BuildScripts(build_scripts):
         if not compiler:
             print("git-deploy: no C compiler; installing the Python command alone")
             return
-        version = self.distribution.get_version()
         built = target.with_name(".git-deploy.build")
-        command = [*compiler, "-O2", "-std=c11", "-Wall", f'-DGIT_DEPLOY_VERSION="{version}"',
+        command = [*compiler, "-O2", "-std=c11", "-Wall", f'-DGIT_DEPLOY_BUILD="{build_id()}"',
                    "-o", str(built), str(SOURCE)]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
@@ -42,6 +42,15 @@ class BuildScripts(build_scripts):
             built.unlink(missing_ok=True)
             return
         os.replace(built, target)
+
+
+def build_id() -> str:
+    """A hash of the sources: the saved answers of one build are never printed by another."""
+    digest = hashlib.sha256()
+    for path in [SOURCE, *sorted((HERE / "src" / "git_deployments").rglob("*.py"))]:
+        digest.update(path.relative_to(HERE).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
 
 
 class BinaryDistribution(Distribution):

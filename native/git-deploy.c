@@ -24,8 +24,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#ifndef GIT_DEPLOY_VERSION
-#define GIT_DEPLOY_VERSION "unknown"
+/* which build of the project this is: a hash of its sources, so an answer saved by other code
+ * is never printed (setup.py passes it; the Python command gets it as GIT_DEPLOY_FRONT) */
+#ifndef GIT_DEPLOY_BUILD
+#define GIT_DEPLOY_BUILD "unknown"
 #endif
 
 #define ANSWERS_FORMAT "1"
@@ -35,12 +37,17 @@
 /* the environment variables that can change an answer; answers.py lists the same, in order */
 static const char *const KEY_ENV[] = {
     "GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_CEILING_DIRECTORIES",
-    "GIT_DISCOVERY_ACROSS_FILESYSTEM", "GIT_NAMESPACE", "GIT_OBJECT_DIRECTORY",
+    "GIT_DISCOVERY_ACROSS_FILESYSTEM", "GIT_OBJECT_DIRECTORY",
     "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NO_REPLACE_OBJECTS", "GIT_REPLACE_REF_BASE",
-    "GIT_CONFIG_NOSYSTEM", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM", "GIT_CONFIG_COUNT",
+    "GIT_CONFIG_NOSYSTEM", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM",
     "HOME", "XDG_CONFIG_HOME", "GIT_DEPLOY_TARGET", "GIT_DEPLOY_NOW", "GIT_DEPLOY_COLOR",
     "GIT_DEPLOY_DEBUG", "NO_COLOR", "TERM", "TZ", "LC_ALL", "LC_CTYPE", "LANG",
     "PYTHONIOENCODING", "PYTHONUTF8", NULL,
+};
+
+/* while one of these is set, refs or config are not what the files say: no answers */
+static const char *const REFUSE_ENV[] = {
+    "GIT_NAMESPACE", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT", NULL,
 };
 
 struct buf {
@@ -188,7 +195,7 @@ static int build_key(struct buf *key, int argc, char **argv)
     char count[32];
     if (!getcwd(cwd, sizeof cwd))
         return -1;
-    if (puts0(key, "git-deploy answers " ANSWERS_FORMAT " " GIT_DEPLOY_VERSION) ||
+    if (puts0(key, "git-deploy answers " ANSWERS_FORMAT " " GIT_DEPLOY_BUILD) ||
         puts0(key, cwd))
         return -1;
     snprintf(count, sizeof count, "%d", argc - 1);
@@ -377,6 +384,44 @@ static int write_all(int fd, const char *data, size_t len)
     return 0;
 }
 
+/*
+ * Whether git's view of history here is not just the objects: a linked worktree, a shallow
+ * clone (its cut moves on fetch), grafts or replace refs. answers.py saves nothing then.
+ */
+static int history_is_rewritten(const char *git_dir)
+{
+    static const char *const files[] = {"commondir", "shallow", "info/grafts", NULL};
+    char path[PATH_MAX];
+    for (const char *const *file = files; *file; file++) {
+        if (snprintf(path, sizeof path, "%s/%s", git_dir, *file) >= (int)sizeof path ||
+            access(path, F_OK) == 0 || errno != ENOENT)
+            return 1;
+    }
+    if (snprintf(path, sizeof path, "%s/refs/replace", git_dir) >= (int)sizeof path)
+        return 1;
+    DIR *replace = opendir(path);
+    if (replace) {
+        struct dirent *entry;
+        int found = 0;
+        while (!found && (entry = readdir(replace)) != NULL)
+            found = strcmp(entry->d_name, ".") != 0 && strcmp(entry->d_name, "..") != 0;
+        closedir(replace);
+        if (found)
+            return 1;
+    } else if (errno != ENOENT) {
+        return 1;
+    }
+    struct buf packed = {0};
+    snprintf(path, sizeof path, "%s/packed-refs", git_dir);
+    int rewritten = 0;
+    if (read_file(path, MAX_PACKED, &packed) == 0)
+        rewritten = memmem(packed.data, packed.len, " refs/replace/", 14) != NULL;
+    else if (errno != ENOENT)
+        rewritten = 1;
+    free(packed.data);
+    return rewritten;
+}
+
 /* 0 when the saved answer was printed; -1 when the Python command must answer. */
 static int answer(int argc, char **argv)
 {
@@ -385,17 +430,19 @@ static int answer(int argc, char **argv)
     const char *off = getenv("GIT_DEPLOY_ANSWERS");
     if (off && strcmp(off, "0") == 0)
         return -1;
+    for (const char *const *name = REFUSE_ENV; *name; name++)
+        if (getenv(*name))
+            return -1;
     char git_dir[PATH_MAX];
     if (find_git_dir(git_dir, sizeof git_dir) != 0)
         return -1;
-    char path[PATH_MAX];
-    if (snprintf(path, sizeof path, "%s/commondir", git_dir) >= (int)sizeof path ||
-        access(path, F_OK) == 0)
+    if (history_is_rewritten(git_dir))
         return -1;
     struct stat st;
     if (stat(git_dir, &st) != 0 || st.st_uid != geteuid())
         return -1; /* git's safe.directory rules are the Python side's to apply */
 
+    char path[PATH_MAX];
     struct buf key = {0}, file = {0};
     int result = -1;
     if (build_key(&key, argc, argv) != 0)
@@ -472,6 +519,8 @@ done:
 /* Run the Python command: `git-deploy-py` in this program's own directory, else on PATH. */
 static void run_python(char **argv)
 {
+    /* the Python command saves answers only for the front of its own build */
+    setenv("GIT_DEPLOY_FRONT", GIT_DEPLOY_BUILD, 1);
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n > 0) {

@@ -83,7 +83,9 @@ def test_a_repeated_question_is_answered_from_its_saved_answer(
     (saved,) = answer_files(repo)
     key_bytes, refs, objects, body = parse(saved)
     assert body.decode() == first
-    assert key_bytes == answers.key(question, str(repo))
+    build = key_bytes.split(b"\0")[0].decode().rsplit(" ", 1)[-1]
+    assert len(build) == 16 and build in FRONT.read_bytes().decode("latin-1")
+    assert key_bytes == answers.key(question, str(repo), build)
     assert refs["refs/deployments/prod"] == git(repo, "rev-parse", "refs/deployments/prod")
     assert objects and all(git(repo, "cat-file", "-t", o) == "commit" for o in objects)
     assert shipped(*question).stdout == first  # served, and the same
@@ -140,6 +142,8 @@ def test_answers_survive_packing_and_go_when_their_commits_do(repo: Path,
 
 def test_only_answers_that_can_be_checked_are_saved(repo: Path, shipped: Deploy) -> None:
     shipped("status")
+    subprocess.run(["git", "deploy-py", "commits", "prod"], cwd=repo, check=True,
+                   capture_output=True)  # the Python command alone: no front to print it
     shipped("show", "prod")
     shipped("contains", "main")
     shipped("commits", "nosuch", code=1)
@@ -222,3 +226,63 @@ def test_the_saved_answers_are_bounded(repo: Path, shipped: Deploy) -> None:
     assert len(left) == answers.KEEP
     assert folder / f"{0:016x}" not in left  # the oldest went first
     assert any(parse(p)[3].startswith(b"prod #2") for p in left if p.stat().st_size > 100)
+
+
+def serves_planted(repo: Path, deploy: Deploy, question: list[str],
+                   env: dict[str, str] | None = None) -> bool:
+    deploy(*question)
+    (saved,) = answer_files(repo)
+    plant(saved)
+    return deploy(*question, env=env, ok=False).stdout == PLANTED
+
+
+@pytest.mark.parametrize("rewrite", ["replace", "graft", "packed replace"])
+def test_rewritten_history_is_never_answered_from_a_saved_answer(
+        repo: Path, shipped: Deploy, rewrite: str) -> None:
+    assert serves_planted(repo, shipped, ["commits", "prod"])
+    if rewrite == "graft":
+        (repo / ".git" / "info").mkdir(exist_ok=True)
+        (repo / ".git" / "info" / "grafts").write_text(git(repo, "rev-parse", "main") + "\n")
+    else:
+        git(repo, "replace", "--graft", "main", "main~2")
+        if rewrite == "packed replace":
+            git(repo, "pack-refs", "--all")
+    fresh = shipped("commits", "prod").stdout
+    assert fresh == shipped("commits", "prod", env={"GIT_DEPLOY_ANSWERS": "0"}).stdout
+    assert fresh != PLANTED
+    for saved in answer_files(repo):
+        saved.unlink()
+    shipped("commits", "prod")
+    assert answer_files(repo) == []  # nor saved while history is rewritten
+
+
+def test_a_shallow_clone_is_never_answered_from_a_saved_answer(
+        repo: Path, tmp_path: Path) -> None:
+    for i in range(5):
+        make_commit(repo, f"more {i}")
+    shallow = tmp_path / "shallow"
+    git(tmp_path, "clone", "-q", "--depth", "2", repo.as_uri(), str(shallow))
+    deploy = Deploy(shallow)
+    deploy("target", "create", "prod")
+    deploy("finish", "prod", "--commit", "HEAD")
+    assert "2 commits of its history" in deploy("commits", "prod").stdout
+    assert answer_files(shallow) == []
+    git(shallow, "fetch", "-q", "--unshallow")
+    assert "2 commits of its history" not in deploy("commits", "prod").stdout
+    assert len(answer_files(shallow)) == 1  # a full clone now
+
+
+@pytest.mark.parametrize("env", [{"GIT_NAMESPACE": "ns"}, {"GIT_CONFIG_COUNT": "0"},
+                                 {"GIT_CONFIG_PARAMETERS": "'core.usereplacerefs'='false'"}])
+def test_namespaces_and_command_line_config_get_the_python_command(
+        repo: Path, shipped: Deploy, env: dict[str, str]) -> None:
+    assert not serves_planted(repo, shipped, ["commits", "prod"], env)
+
+
+def test_answers_of_another_build_are_not_printed(repo: Path, shipped: Deploy) -> None:
+    shipped("commits", "prod")
+    (saved,) = answer_files(repo)
+    key_bytes, refs, objects, _ = parse(saved)
+    other = answers.key(["commits", "prod"], str(repo), "0123456789abcdef")
+    saved.write_bytes(answers.encode(other, refs, objects, PLANTED.encode()))
+    assert shipped("commits", "prod").stdout != PLANTED

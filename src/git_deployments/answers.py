@@ -10,7 +10,10 @@ runs the Python command, which answers and saves again.
 An answer is not saved when computing it looked at anything else that can change: the list of
 refs, HEAD, a name resolved by git's rules, the config, another repository, the clock, or a
 commit the repository lacks. The repository's own code records what it read (`note_ref`) and
-what it looked at that cannot be checked this way (`taint`).
+what it looked at that cannot be checked this way (`taint`). Nor is anything saved where git's
+view of history is more than the objects (a shallow clone, grafts, replace refs), in a linked
+worktree, while GIT_NAMESPACE or config given on git's command line is in effect, or when the
+process was not started by the front (GIT_DEPLOY_FRONT names the front's build).
 
 The file, `<git-dir>/git-deployments/answers/<16 hex digits of the key's FNV-1a hash>`:
 
@@ -20,8 +23,9 @@ The file, `<git-dir>/git-deployments/answers/<16 hex digits of the key's FNV-1a 
     obj <id of a commit that must still be in the repository>\\n   (any number)
     body <length>\\n<the bytes printed>
 
-The key is what the answer depends on besides refs: the format, the program's version, the
-working directory, the arguments and the environment variables in KEY_ENV, each NUL-ended.
+The key is what the answer depends on besides refs: the format, the front's build (a hash of
+the project's sources, so code that changed never prints an older answer), the working
+directory, the arguments and the environment variables in KEY_ENV, each NUL-ended.
 native/git-deploy.c builds the same bytes; change both or neither. `GIT_DEPLOY_ANSWERS=0`
 turns saving and serving off.
 """
@@ -35,8 +39,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from git_deployments import __version__
-
 FORMAT = "1"
 MAGIC = b"git-deploy answer 1\n"
 # the commands whose answers are saved (their reads are all noted or tainted)
@@ -46,13 +48,17 @@ KEEP = 128  # answers kept per repository; the oldest go first
 # the environment variables that can change an answer, in the order the key lists them
 KEY_ENV = (
     "GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_CEILING_DIRECTORIES",
-    "GIT_DISCOVERY_ACROSS_FILESYSTEM", "GIT_NAMESPACE", "GIT_OBJECT_DIRECTORY",
+    "GIT_DISCOVERY_ACROSS_FILESYSTEM", "GIT_OBJECT_DIRECTORY",
     "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NO_REPLACE_OBJECTS", "GIT_REPLACE_REF_BASE",
-    "GIT_CONFIG_NOSYSTEM", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM", "GIT_CONFIG_COUNT",
+    "GIT_CONFIG_NOSYSTEM", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM",
     "HOME", "XDG_CONFIG_HOME", "GIT_DEPLOY_TARGET", "GIT_DEPLOY_NOW", "GIT_DEPLOY_COLOR",
     "GIT_DEPLOY_DEBUG", "NO_COLOR", "TERM", "TZ", "LC_ALL", "LC_CTYPE", "LANG",
     "PYTHONIOENCODING", "PYTHONUTF8",
 )
+# while one of these is set, refs or config are not what the files say: nothing is saved
+REFUSE_ENV = ("GIT_NAMESPACE", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT")
+# the front that started this process (its build: a hash of the project's sources)
+FRONT = "GIT_DEPLOY_FRONT"
 
 
 class Recorder:
@@ -107,11 +113,16 @@ def taint(why: str) -> None:
 
 
 def enabled() -> bool:
-    return os.environ.get("GIT_DEPLOY_ANSWERS") != "0"
+    """Whether this process may save answers: it was started by the native front (nothing
+    else would print them), and neither the user nor git's environment says otherwise."""
+    env = os.environ
+    return bool(env.get(FRONT)) and env.get("GIT_DEPLOY_ANSWERS") != "0" and \
+        not any(name in env for name in REFUSE_ENV)
 
 
-def key(argv: Sequence[str], cwd: str | None = None) -> bytes:
-    parts = [f"git-deploy answers {FORMAT} {__version__}".encode(),
+def key(argv: Sequence[str], cwd: str | None = None, build: str | None = None) -> bytes:
+    build = build if build is not None else os.environ.get(FRONT, "")
+    parts = [f"git-deploy answers {FORMAT} {build}".encode(),
              os.fsencode(cwd if cwd is not None else os.getcwd()),
              str(len(argv)).encode(), *(os.fsencode(a) for a in argv)]
     for name in KEY_ENV:
@@ -222,14 +233,35 @@ class _Watched(io.TextIOBase):
         return bool(self._stream.isatty())  # type: ignore[attr-defined]
 
 
+def history_is_rewritten(git_dir: Path) -> bool:
+    """A linked worktree, a shallow clone (its cut moves on fetch), grafts or replace refs: git's
+    view of history is not just the objects, and the native front answers nothing here."""
+    if any(os.path.lexists(git_dir / name) for name in ("commondir", "shallow", "info/grafts")):
+        return True
+    try:
+        if any(os.scandir(git_dir / "refs" / "replace")):
+            return True
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return True
+    try:
+        with open(git_dir / "packed-refs", "rb") as packed:
+            return b" refs/replace/" in packed.read()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+
+
 def finish(recorder: Recorder, git_dir: Path | None, exit_code: int) -> None:
     """Save what `recording` collected, when it is an answer that may be reused."""
     if recorder.tainted or exit_code != 0 or recorder.stderr_used or git_dir is None:
         return
     if set(recorder.refs) - {str(git_dir)} or set(recorder.objects) - {str(git_dir)}:
         return  # another repository was read
-    if (git_dir / "commondir").exists():
-        return  # a linked worktree: the native front leaves those to Python
+    if history_is_rewritten(git_dir):
+        return
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
     try:
         body = recorder.body.encode(encoding)
