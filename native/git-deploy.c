@@ -544,7 +544,7 @@ int main(int argc, char **argv)
     if (done == 0)
         return 0;
     if (done == -2) {
-        fprintf(stderr, "error: cannot write the answer: %s\n", strerror(errno));
+        fprintf(stderr, "error: cannot write the output: %s\n", strerror(errno));
         return 1;
     }
     run_python(argv);

@@ -244,7 +244,7 @@ def test_hostile_record_in_the_ref_is_a_clear_error(repo: Path, prod: Deploy) ->
     assert refs_state(repo) == before
 
 
-# --- values that must never reach a record ---------------------------------------------------------
+# --- values that must never reach a record -------------------------------------------------
 
 
 @pytest.mark.parametrize("args", [

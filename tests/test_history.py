@@ -117,7 +117,9 @@ def test_a_first_deployment_lists_its_history_up_to_max_count(app: Path) -> None
     data = deploy.json("commits", "production", "1", "--max-count", "3")
     assert ids(data["commits"]) == rev_list(app, "--max-count=3", "HEAD")
     assert data["repositories"][0]["truncated"] is True
-    assert "more not shown" in deploy("commits", "production", "-n", "2").stdout
+    assert "more than 2 commits of its history" in \
+        deploy("commits", "production", "-n", "2").stdout
+    assert "(2 shown: -n N to list more)" in deploy("commits", "production", "-n", "2").stdout
 
 
 def test_a_long_first_history_stops_at_100_by_default(tmp_path: Path) -> None:
@@ -155,6 +157,14 @@ def test_a_rollback_is_detected_by_ancestry_and_lists_what_it_takes_out(app: Pat
     assert ids(data["repositories"][0]["removed"]) == rev_list(app, f"{old}..{head}")
     text = deploy("commits", "production", "3").stdout
     assert "rolls back #2" in text and "not in it" in text
+    # -n cuts the list of what it takes out too, and says so
+    removed = rev_list(app, f"{old}..{head}")
+    assert len(removed) > 1
+    cut: Any = deploy.json("commits", "production", "3", "-n", "1")
+    assert ids(cut["repositories"][0]["removed"]) == removed[:1]
+    assert cut["repositories"][0]["removed_truncated"] is True
+    assert "more than 1 commits of #2 not in it" in \
+        deploy("commits", "production", "3", "-n", "1").stdout
     # moving forward again is no rollback
     deploy("finish", "production", "--commit", f"app:main:{head}")
     assert deploy.json("show", "production", "4")["rollback_of"] is None  # type: ignore[index]
@@ -265,6 +275,32 @@ def test_contains_finds_a_commit_of_another_repository(app: Path, lib: Path,
     assert "unknown commit" in one_error(deploy("contains", newest, code=1))
 
 
+def test_a_relative_location_is_relative_to_the_repository(app: Path, lib: Path) -> None:
+    deploy = Deploy(app)
+    deploy("target", "edit", "production", "--repository", "lib=../lib")
+    deploy("finish", "production", "--commit", "app:main:HEAD", "--commit", "lib:main:HEAD")
+    (app / "sub").mkdir()
+    for where in (app, app / "sub"):
+        data: Any = Deploy(where).json("commits", "production")
+        spans = {s["repository"]: s for s in data["repositories"]}
+        assert spans["lib"]["available"] is True
+        assert ids(spans["lib"]["commits"]) == rev_list(lib, "HEAD")
+
+
+def test_contains_in_another_repository_that_is_not_here(app: Path, lib: Path,
+                                                          tmp_path: Path) -> None:
+    deploy = Deploy(app)
+    deploy("target", "edit", "production", "--repository", f"lib={lib}")
+    newest = git(lib, "rev-parse", "HEAD")
+    deploy("finish", "production", "--commit", "app:main:HEAD", "--commit", f"lib:main:{newest}")
+    lib.rename(tmp_path / "lib-moved")
+    data: Any = deploy.json("contains", newest, "--repository", "lib")
+    assert data[0]["target"] == "production" and data[0]["live"] is False
+    assert "not available here" in data[0]["problem"]
+    assert "not available here" in one_error(deploy("contains", "HEAD~1", "--repository", "lib",
+                                                    code=1))
+
+
 # --- pending -------------------------------------------------------------------------------------
 
 
@@ -283,8 +319,9 @@ def test_pending_is_what_the_branch_has_and_the_current_deployment_has_not(app: 
     data = deploy.json("pending", "production", "--branch", "app:feature")
     assert ids(data["commits"]) == rev_list(app, f"{deployed}..feature")
     assert "pending" in deploy("pending", "production").stdout
-    data = deploy.json("pending", "production", "--branch", "nope")
-    assert "branch 'nope' not found" in data["repositories"][0]["problem"]
+    # a branch named outright that does not exist is refused
+    assert one_error(deploy("pending", "production", "--branch", "nope", code=1)) == \
+        "error: branch 'nope' not found in repository 'app'"
     assert "has no repository 'zzz'" in one_error(
         deploy("pending", "production", "--branch", "zzz:main", code=1))
 

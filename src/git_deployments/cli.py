@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -25,6 +26,8 @@ COMMAND_MODULES = (
     "git_deployments.commands.watch",
 )
 
+# what writing the output can meet (`> /dev/full`, a quota, a file size limit)
+_OUTPUT_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
 CO_VARKEYWORDS = 0x08  # a code object's flag for **kwargs
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 3
@@ -117,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = dispatch(args, ctx)
         if recorder is not None and ctx.opened:
             answers.finish(recorder, ctx.git.git_dir, code)
+        sys.stdout.flush()  # a full disk under `> file` is reported here, not at exit
         return code
     except DeployError as exc:
         if debug:
@@ -130,9 +134,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the reader went away (`git deploy log | head`): not an error
         sys.stderr.close()
         return 0
+    except OSError as exc:
+        if debug or exc.errno not in _OUTPUT_ERRORS:
+            raise
+        # the repository's own writes report these as DeployError: this was the output
+        print(f"error: cannot write the output: {exc.strerror}", file=sys.stderr)
+        _discard_stdout()
+        return 1
     except Exception as exc:
         if debug:
             raise
         print(f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
               " (run with --debug for the traceback)", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def _discard_stdout() -> None:
+    """Drop what could not be written, so the interpreter's exit does not try again."""
+    try:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until exit
+    except OSError:
+        pass

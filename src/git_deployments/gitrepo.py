@@ -319,8 +319,12 @@ class GitRepo:
         return str(commit.id)
 
     def branch_tip(self, branch: str) -> str | None:
-        """The tip of `branch`: the local branch, else a remote-tracking one (origin first)."""
-        for name in (f"refs/heads/{branch}", f"refs/remotes/origin/{branch}"):
+        """The tip of `branch`: the local branch, else a remote-tracking one (origin first);
+        `refs/...` is that ref exactly, and `REMOTE/BRANCH` also names a remote-tracking one."""
+        if branch.startswith("refs/"):
+            return self._peeled(branch)
+        for name in (f"refs/heads/{branch}", f"refs/remotes/origin/{branch}",
+                     f"refs/remotes/{branch}"):
             target = self._peeled(name)
             if target:
                 return target

@@ -29,6 +29,7 @@ from git_deployments.model import (
     Deployment,
     Status,
     Target,
+    branch_is_valid,
 )
 from git_deployments.store import (
     TRAILER_REQUEST,
@@ -177,7 +178,8 @@ class RepoRange:
     commits: list[Commit] = field(default_factory=list)
     # in `base` but not in `head`: what a rollback takes out, or what a force-push dropped
     removed: list[Commit] = field(default_factory=list)
-    truncated: bool = False
+    truncated: bool = False  # more commits than listed (-n)
+    removed_truncated: bool = False
     problem: str | None = None
     missing: list[str] = field(default_factory=list)
 
@@ -185,7 +187,8 @@ class RepoRange:
         data: dict[str, Any] = {
             "repository": self.repository, "branch": self.branch, "from": self.base,
             "to": self.head, "from_deployment": self.base_number, "count": len(self.commits),
-            "truncated": self.truncated, "available": self.problem is None,
+            "truncated": self.truncated, "removed_truncated": self.removed_truncated,
+            "available": self.problem is None,
             "problem": self.problem, "missing": self.missing,
         }
         if with_commits:
@@ -212,7 +215,8 @@ class Repositories:
             return None, (f"repository '{name}' is not available here: no location recorded "
                           f"('git deploy target edit {self.target.key} --repository "
                           f"{name}=PATH')")
-        return None, f"repository '{name}' is not available here (no repository at {location})"
+        return None, (f"repository '{name}' is not available here (no repository at "
+                      f"{self.oracle.path_of(location) or location})")
 
     def is_home(self, repo: GitRepo) -> bool:
         return repo is self.git
@@ -256,8 +260,11 @@ def fill_range(span: RepoRange, repos: Repositories, *, max_count: int | None = 
         forward = any(mark == "-" and c.commit == span.base for mark, c in rows)
     span.commits = listed
     if not forward:
-        span.removed = [c for _, c in walk(repo, [span.base], [span.head], full=full,
-                                           max_count=max_count, home=home)]
+        removed = [c for _, c in walk(repo, [span.base], [span.head], full=full,
+                                      max_count=None if max_count is None else max_count + 1,
+                                      home=home)]
+        span.removed_truncated = max_count is not None and len(removed) > max_count
+        span.removed = removed[:max_count] if max_count is not None else removed
     return span
 
 
@@ -383,6 +390,8 @@ def pending(store: Store, key: str, branch: str | None = None, *,
         if override_repo not in target.repository_names():
             raise DeployError(f"target '{key}' has no repository '{override_repo}' "
                               f"(it lists: {', '.join(target.repository_names())})")
+    if override_branch is not None and not branch_is_valid(override_branch):
+        raise DeployError(f"invalid branch name {override_branch!r}")
     repos = Repositories(store.git, target)
     wanted: list[tuple[str, str, str | None]] = []  # (repository, branch, deployed commit)
     for ref in current.commits if current is not None else []:
@@ -408,6 +417,8 @@ def pending(store: Store, key: str, branch: str | None = None, *,
             span.problem = problem
         elif tip is None:
             span.problem = f"branch '{name}' not found in repository '{repository}'"
+            if override_branch is not None and repository == override_repo:
+                raise NotFound(span.problem)  # the one asked for by name
         else:
             span.head = tip
             fill_range(span, repos, max_count=max_count)
@@ -716,7 +727,11 @@ def contains(store: Store, spec: str, keys: Sequence[str] | None = None,
             and part.repo is not None, current=current, first=shipped[0] if shipped else None,
             unknown=sorted(set(unknown.get(scan.key, []))), repository=part.repository,
             problem=part.problem))
-    return Contained(commit, commit_summary(where, commit), answers, elsewhere or None)
+    try:
+        summary = commit_summary(where, commit)
+    except NotFound:
+        summary = "(the commit is not available here)"
+    return Contained(commit, summary, answers, elsewhere or None)
 
 
 def _elsewhere(store: Store, scans: list[TimelineScan], spec: str, wanted: str | None
@@ -748,11 +763,24 @@ def _elsewhere(store: Store, scans: list[TimelineScan], spec: str, wanted: str |
     if not resolved:
         if wanted is not None and not per_target:
             raise NotFound(f"no target records a repository '{wanted}'")
+        unavailable = [problem for _, _, repo, problem in per_target if repo is None]
+        if wanted is not None and unavailable and COMMIT_PATTERN.match(spec):
+            # a full id needs no repository to be named: each target says why it cannot tell
+            asked = [_Asked(scan, name, None, problem) for scan, name, _, problem in per_target]
+            seen = {part.scan.key for part in asked}
+            asked += [_Asked(scan, wanted, None, None) for scan in scans if scan.key not in seen]
+            return spec, sorted(asked, key=lambda p: scans.index(p.scan)), store.git
+        if wanted is not None and len(unavailable) == len(per_target):
+            raise NotFound(str(unavailable[0]))
         where = f"repository '{wanted}'" if wanted else \
             "this repository or any repository the targets record"
         raise NotFound(f"unknown commit {spec!r} in {where}")
     if len(resolved) > 1:
         names = sorted({n for found in resolved.values() for n in found})
+        if len(names) == 1:  # copies of one repository at different locations disagree
+            raise DeployError(f"{spec!r} names different commits in the copies of repository "
+                              f"'{names[0]}' the targets record; pass a full commit id, or "
+                              "--target to ask one target")
         raise DeployError(f"{spec!r} names different commits in repositories "
                           f"{', '.join(names)}; pass --repository NAME")
     (commit, names), = resolved.items()

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from git_deployments import answers, ci
 from git_deployments.errors import DeployError, NotFound, UsageError
-from git_deployments.gitrepo import GitRepo, Person, open_repository
+from git_deployments.gitrepo import GitRepo, Person
 from git_deployments.model import COMMIT_PATTERN, CommitRef, ExternalLink, Request, Target
 from git_deployments.model import REPOSITORY_PATTERN, branch_is_valid, key_problem
 from git_deployments.timeutil import now, parse_datetime
@@ -168,7 +168,7 @@ def resolve_in(git: GitRepo, target: Target, repository: str, branch: str,
     """The full id of `commitish` in `repository` (None stays None: "latest")."""
     if commitish is None:
         return None
-    repo = git if repository == target.repository else _other(target, repository)
+    repo = git if repository == target.repository else _other(git, target, repository)
     if commitish == "HEAD":
         if repo is None:
             raise NotFound(f"cannot resolve HEAD of {repository}:{branch}: repository "
@@ -197,14 +197,11 @@ def resolve_in(git: GitRepo, target: Target, repository: str, branch: str,
         raise
 
 
-def _other(target: Target, repository: str) -> GitRepo | None:
-    location = target.location_of(repository)
-    if not location or not os.path.exists(location):
-        return None
-    try:
-        return open_repository(location)
-    except DeployError:
-        return None
+def _other(git: GitRepo, target: Target, repository: str) -> GitRepo | None:
+    """Another repository of the target, where its recorded location is found from here."""
+    from git_deployments.store import GitOracle
+
+    return GitOracle(git, target).repo_for(repository)
 
 
 _ABSOLUTE_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://\S+\Z")

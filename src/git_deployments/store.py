@@ -225,13 +225,25 @@ class GitOracle:
         if name not in self._others:
             location = self.target.location_of(name)
             repo = None
-            if location and not location.startswith(("-",)) and Path(location).exists():
+            path = self.path_of(location) if location else None
+            if path is not None and path.exists():
                 try:
-                    repo = open_repository(location)
+                    repo = open_repository(path)
                 except DeployError:
                     repo = None
             self._others[name] = repo
         return self._others[name]
+
+    def path_of(self, location: str) -> Path | None:
+        """Where a recorded location is here: `~` is the home directory, and a relative one
+        is relative to the repository's top level (its git directory when bare), so a team
+        can record `../lib` for checkouts side by side."""
+        if location.startswith("-"):
+            return None
+        path = Path(location).expanduser()
+        if not path.is_absolute():
+            path = (self.git.workdir or self.git.git_dir) / path
+        return path
 
     def describe(self, repository: str, commit: str) -> str | None:
         repo = self.repo_for(repository)

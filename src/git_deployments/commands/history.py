@@ -198,6 +198,16 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
+def _counted(listed: list[Commit], truncated: bool, word: str = "commit") -> str:
+    """`3 commits`, or `more than 3 commits` when -n cut the list."""
+    return ("more than " if truncated else "") + \
+        f"{len(listed)} {word}{'' if len(listed) == 1 and not truncated else 's'}"
+
+
+def _more(listed: list[Commit], truncated: bool) -> str:
+    return f" ({len(listed)} shown: -n N to list more)" if truncated else ""
+
+
 def _heading(out: Output, key: str, record: Deployment) -> None:
     rollback = f"  (rolls back #{record.rollback_of})" if record.rollback_of else ""
     out.line(out.bold(f"{key} #{record.number}") + f"  {out.status(record.status)}  "
@@ -209,8 +219,8 @@ def _print_range(out: Output, key: str, span: RepoRange, what: str) -> None:
     if span.problem:
         out.line(f"{where}  {span.problem}")
         return
-    shown = _plural(len(span.commits), "commit")
-    more = " (more not shown: -n N to list more)" if span.truncated else ""
+    shown = _counted(span.commits, span.truncated)
+    more = _more(span.commits, span.truncated)
     since = f"#{span.base_number}" if span.base_number else (span.base or "")[:10]
     if span.base is None:
         out.line(f"{where}  {what}: {shown} of its history, newest first{more}")
@@ -219,8 +229,9 @@ def _print_range(out: Output, key: str, span: RepoRange, what: str) -> None:
                  f"({span.base[:10]}..{(span.head or '')[:10]}){more}")
     _commit_lines(out, span.commits)
     if span.removed:
-        out.line(f"{where}  {_plural(len(span.removed), 'commit')} of {since} not in it "
-                 "(rolled back, or dropped from the branch):")
+        cut = span.removed_truncated
+        out.line(f"{where}  {_counted(span.removed, cut)} of {since} not in it (rolled back, "
+                 f"or dropped from the branch){_more(span.removed, cut)}:")
         _commit_lines(out, span.removed, "  - ")
 
 
@@ -301,13 +312,14 @@ def cmd_pending(ctx: Any, target: str, branch: str | None = None,
         if span.problem:
             out.line(f"{where}  {span.problem}")
             continue
-        more = " (more not shown: -n N to list more)" if span.truncated else ""
-        out.line(f"{where}  {_plural(len(span.commits), 'commit')} pending "
-                 f"({span.base[:10]}..{(span.head or '')[:10]}){more}")
+        out.line(f"{where}  {_counted(span.commits, span.truncated)} pending "
+                 f"({span.base[:10]}..{(span.head or '')[:10]})"
+                 f"{_more(span.commits, span.truncated)}")
         _commit_lines(out, span.commits)
         if span.removed:
             out.line(f"{where}  the branch no longer has "
-                     f"{_plural(len(span.removed), 'deployed commit')} (force-pushed?):")
+                     f"{_counted(span.removed, span.removed_truncated, 'deployed commit')} "
+                     f"(force-pushed?){_more(span.removed, span.removed_truncated)}:")
             _commit_lines(out, span.removed, "  - ")
     return 0
 
