@@ -301,6 +301,25 @@ def test_contains_in_another_repository_that_is_not_here(app: Path, lib: Path,
                                                     code=1))
 
 
+def test_keep_names_deployed_commits_another_repository_lost(app: Path, lib: Path,
+                                                              tmp_path: Path) -> None:
+    deploy = Deploy(app)
+    deploy("target", "edit", "production", "--repository", f"lib={lib}")
+    lost = git(lib, "rev-parse", "HEAD")
+    deploy("finish", "production", "--commit", "app:main:HEAD", "--commit", f"lib:main:{lost}")
+    data: Any = deploy.json("keep")
+    assert data[0]["other_repositories"] == [
+        {"repository": "lib", "location": str(lib), "problem": None, "missing": []}]
+    git(lib, "reset", "-q", "--hard", "HEAD~2")
+    git(lib, "reflog", "expire", "--expire=now", "--all")
+    git(lib, "gc", "-q", "--prune=now")
+    data = deploy.json("keep")
+    assert data[0]["other_repositories"][0]["missing"] == [lost]
+    assert f"lib: missing {lost}" in deploy("keep").stdout
+    lib.rename(tmp_path / "gone")
+    assert "lib: repository 'lib' is not available here" in deploy("keep").stdout
+
+
 # --- pending -------------------------------------------------------------------------------------
 
 

@@ -645,18 +645,50 @@ def cmd_keep(ctx: Any, targets: list[str] | None = None, as_json: bool = False) 
     keys = targets or store.keys()
     for key in keys:
         store.existing(key)
-    results = [(key, keep.rebuild(ctx.git, key)) for key in keys]
+    results = [(key, keep.rebuild(ctx.git, key), _elsewhere(store, key)) for key in keys]
     out = Output(as_json)
     if as_json:
         out.json([{"target": key, "ref": keep.kept_ref(key), "kept": len(kept.added),
-                   "missing": kept.missing} for key, kept in results])
+                   "missing": kept.missing, "other_repositories": others}
+                  for key, kept, others in results])
         return 0
     if not results:
         out.line("no targets yet")
-    for key, kept in results:
+    for key, kept, others in results:
         out.line(f"{key}: keeps {_plural(len(kept.added), 'deployed commit')} "
                  f"({keep.kept_ref(key)})")
         for commit in kept.missing:
             out.line(f"  missing {commit} (not in this repository: never fetched, or pruned "
                      "before it was kept)")
+        for other in others:
+            name = other["repository"]
+            if other["problem"]:
+                out.line(f"  {name}: {other['problem']}; its deployed commits were not checked")
+                continue
+            for commit in other["missing"]:
+                out.line(f"  {name}: missing {commit} (not in that repository: keep a branch "
+                         "or tag there for each deployed commit)")
     return 0
+
+
+def _elsewhere(store: Any, key: str) -> list[dict[str, Any]]:
+    """The target's other repositories: which deployed commits their copies here lack. Only
+    this repository's commits are kept by refs/deployments-kept; another repository keeps its
+    own (its branches and tags), so `keep` can only name what is gone there."""
+    from git_deployments import history
+
+    target, _ = store.existing(key).require()
+    scan = history.scan_timeline(store.git, key)
+    repos = history.Repositories(store.git, target)
+    wanted: dict[str, dict[str, None]] = {}
+    for trace in scan.deployments.values():
+        for name, _, commit in trace.commits or []:
+            if name != scan.repository:
+                wanted.setdefault(name, {})[commit] = None
+    found = []
+    for name, commits in sorted(wanted.items()):
+        repo, problem = repos.open(name)
+        missing = [c for c in commits if repo is not None and not repo.is_commit(c)]
+        found.append({"repository": name, "location": target.location_of(name),
+                      "problem": problem, "missing": missing})
+    return found
