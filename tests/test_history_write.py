@@ -295,9 +295,9 @@ def test_deployed_commits_gone_after_a_force_push_are_reported_by_id(
     rebuilt: Any = deploy.json("keep")
     assert rebuilt == [
         {"target": "production", "ref": "refs/deployments-kept/production", "kept": 1,
-         "missing": [gone]},
+         "missing": [gone], "other_repositories": []},
         {"target": "staging", "ref": "refs/deployments-kept/staging", "kept": 0,
-         "missing": [gone]},
+         "missing": [gone], "other_repositories": []},
     ]
     assert f"missing {gone}" in deploy("keep", "production").stdout
     first = git(app, "rev-parse", "HEAD~2")

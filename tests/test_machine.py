@@ -423,3 +423,27 @@ def test_unknown_target() -> None:
     mem = Memory()
     with pytest.raises(NotFound, match="unknown target"):
         machine.apply(Empty(), mem.request(Deploy, op="start", commits=[ref("main", A)]))
+
+
+def test_an_automatic_version_follows_a_new_commit() -> None:
+    """A version nobody gave is git describe of the commit: when start, finish or a new
+    schedule moves the deployment to another commit, the version moves with it."""
+    mem = Memory()
+    mem.oracle = AncestryOracle(set())
+    mem.apply(Deploy, op="schedule", commits=[ref("release", A)])
+    assert mem.recs[1].version == "v-aaaa"
+    mem.apply(Deploy, op="schedule", commits=[ref("release", B)])
+    assert mem.recs[1].version == "v-bbbb"
+    mem.apply(Deploy, op="start", commits=[ref("release", C)])
+    assert (mem.recs[1].status, mem.recs[1].version) == (Status.DEPLOYING, "v-cccc")
+    mem.apply(Deploy, op="finish", commits=[ref("release", A)])
+    assert (mem.recs[1].status, mem.recs[1].version) == (Status.CURRENT, "v-aaaa")
+
+
+def test_a_version_a_person_gave_stays_with_a_new_commit() -> None:
+    mem = Memory()
+    mem.oracle = AncestryOracle(set())
+    mem.apply(Deploy, op="schedule", commits=[ref("release", A)], version="2.0")
+    change = mem.apply(Deploy, op="start", commits=[ref("release", B)])
+    assert (mem.recs[1].version, mem.recs[1].commits[0].commit) == ("2.0", B)
+    assert change.facts == {f"describe:app:{A}": "v-aaaa"}  # asked, and kept for replays

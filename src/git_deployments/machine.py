@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from git_deployments.errors import InternalError, NotFound, RuleViolation
 from git_deployments.model import (
@@ -260,6 +260,21 @@ class _Apply:
                 return self.facts.describe(ref.repository, ref.commit)
         return None
 
+    def follow_version(self, record: Deployment, commits: list[CommitRef],
+                       updates: dict[str, Any]) -> None:
+        """A version nobody gave (`git describe` of the commit, or none) follows the commit when
+        the commit changes; one a person gave is kept."""
+        new = next((ref for ref in commits if ref.commit), None)
+        if "version" in updates or new is None:
+            return
+        old = next((ref for ref in record.commits if ref.commit), None)
+        if record.version is not None:
+            if old is None or (old.repository, old.commit) == (new.repository, new.commit):
+                return
+            if record.version != self.facts.describe(old.repository, old.commit):
+                return  # a person's version
+        updates["version"] = self.facts.describe(new.repository, new.commit)
+
     def merge_refs(self, old: list[CommitRef], new: list[CommitRef]) -> list[CommitRef]:
         """`old` with each (repo, branch) of `new` replaced; a ref without a commit keeps the
         commit it had."""
@@ -395,8 +410,10 @@ class _Apply:
             raise RuleViolation("schedule needs a commit ref (--commit REPO:BRANCH[:COMMIT])")
         found = self.one_scheduled(req.commits)
         if found is not None:
-            return self.update(found, commits=self.merge_refs(found.commits, req.commits),
-                               **self.display_updates(req))
+            commits = self.merge_refs(found.commits, req.commits)
+            updates = self.display_updates(req)
+            self.follow_version(found, commits, updates)
+            return self.update(found, commits=commits, **updates)
         updates = self.display_updates(req)
         version = updates.pop("version", None) or self.default_version(req.commits)
         return self.create(Status.SCHEDULED, list(req.commits), version,  # type: ignore[arg-type]
@@ -409,6 +426,7 @@ class _Apply:
             record = self.get(self.index.in_flight)
             commits = self.merge_refs(record.commits, req.commits)
             self.require_commits(commits, "start")
+            self.follow_version(record, commits, updates)
             if record.status == Status.HANGING:
                 return self.move(record, Status.DEPLOYING, req.reason, commits=commits, **updates)
             return self.update(record, commits=commits, **updates)
@@ -416,8 +434,7 @@ class _Apply:
         if found is not None:
             commits = self.merge_refs(found.commits, req.commits)
             self.require_commits(commits, "start")
-            if "version" not in updates and not found.version:
-                updates["version"] = self.default_version(commits)
+            self.follow_version(found, commits, updates)
             return self.move(found, Status.DEPLOYING, req.reason, commits=commits, **updates)
         if self.target.start_requires_schedule:
             branches = ", ".join(f"{r.repository}:{r.branch}" for r in req.commits) or "it"
@@ -456,6 +473,7 @@ class _Apply:
             if record.branch_keys & branch_keys:
                 commits = self.merge_refs(record.commits, req.commits)
                 self.require_commits(commits, verb)
+                self.follow_version(record, commits, updates)
                 return land(record, req.reason, commits=commits, **updates)
         self.require_commits(req.commits, verb)
         found = self.one_scheduled(req.commits)
@@ -463,8 +481,7 @@ class _Apply:
             wanted = {ref.branch_key: ref.commit for ref in req.commits}
             if all(wanted.get(ref.branch_key, ref.commit) == ref.commit for ref in found.commits):
                 commits = self.merge_refs(found.commits, req.commits)
-                if "version" not in updates and not found.version:
-                    updates["version"] = self.default_version(commits)
+                self.follow_version(found, commits, updates)
                 return land(found, req.reason, commits=commits, **updates)
         version = updates.pop("version", None) or self.default_version(req.commits)
         if status == Status.FAILED:
