@@ -447,3 +447,21 @@ def test_a_version_a_person_gave_stays_with_a_new_commit() -> None:
     change = mem.apply(Deploy, op="start", commits=[ref("release", B)])
     assert (mem.recs[1].version, mem.recs[1].commits[0].commit) == ("2.0", B)
     assert change.facts == {f"describe:app:{A}": "v-aaaa"}  # asked, and kept for replays
+
+
+def test_a_change_recorded_before_versions_followed_commits_replays_as_it_was() -> None:
+    """fsck and the server hook replay old changes: a request that did not record the rule
+    keeps the version it was written with."""
+    class Replaying(AncestryOracle):
+        replaying = True
+
+    live = Memory()
+    live.oracle = AncestryOracle(set())
+    live.apply(Deploy, op="schedule", commits=[ref("release", A)])
+    change = live.apply(Deploy, op="start", commits=[ref("release", B)])
+    assert change.facts["rule:version-follows-commit"] is True
+    old = Memory()
+    old.oracle = Replaying(set())
+    old.apply(Deploy, op="schedule", commits=[ref("release", A)])
+    old.apply(Deploy, op="start", commits=[ref("release", B)])
+    assert (old.recs[1].version, old.recs[1].commits[0].commit) == ("v-aaaa", B)

@@ -105,6 +105,17 @@ class _Facts:
         self.used[key] = value
         return value if isinstance(value, str) else None
 
+    def rule(self, name: str) -> bool:
+        """Whether a rule added after the format's first release applies: yes for a change made
+        now (and recorded, so replays agree), no for a change recorded before the rule existed
+        (a replay must give the tree that change was written with)."""
+        key = f"rule:{name}"
+        if key not in self.recorded:
+            self.recorded = {**self.recorded, key: not getattr(self.oracle, "replaying", False)}
+        value = self.recorded[key]
+        self.used[key] = value
+        return value is True
+
     def is_ancestor(self, repository: str, ancestor: str, descendant: str) -> bool:
         key = f"ancestor:{repository}:{ancestor}:{descendant}"
         if key not in self.recorded:
@@ -273,6 +284,8 @@ class _Apply:
                 return
             if record.version != self.facts.describe(old.repository, old.commit):
                 return  # a person's version
+            if not self.facts.rule("version-follows-commit"):
+                return  # recorded before versions followed commits
         updates["version"] = self.facts.describe(new.repository, new.commit)
 
     def merge_refs(self, old: list[CommitRef], new: list[CommitRef]) -> list[CommitRef]:
@@ -639,7 +652,7 @@ def _subject(key: str, request: Request, record: Deployment | None,
         return f"{key}: comment"
     head = f"{key} #{record.number}"
     if op == "delete":
-        return f"{head}: deleted ({record.title()})"
+        return f"{head}: deleted, was {record.title()}"
     if op == "comment":
         return f"{head}: comment"
     mine = [e for e in effects if e.number == record.number]

@@ -15,6 +15,8 @@ from git_deployments.store import GitOracle, TreeSnapshot, parse_trailers, recor
 class _Recorded:
     """The facts a request recorded; anything else asked of the repository."""
 
+    replaying = True  # rules a request did not record did not exist when it was made
+
     def __init__(self, fallback: machine.Oracle) -> None:
         self.fallback = fallback
 
