@@ -72,6 +72,14 @@ def check(args: list[str], cwd: Path, env: dict[str, str]) -> str:
     return done.stdout
 
 
+def compile_package(env: dict[str, str]) -> None:
+    """Bytecode as an installed package has it (this environment may forbid writing it, and
+    recompiling at every start would be timed)."""
+    subprocess.run([str(BIN / "python"), "-m", "compileall", "-q",
+                    str(ROOT.parent / "src" / "git_deployments")], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+
+
 def timed(args: list[str], cwd: Path, env: dict[str, str]) -> float:
     started = time.perf_counter()
     done = subprocess.run(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
@@ -271,10 +279,7 @@ def main() -> int:
     env = environment(home)
     os.environ.clear()  # build.py's git calls, too, run in the benchmark's own environment
     os.environ.update(env)
-    # bytecode as an installed package has it (this environment may forbid writing it)
-    subprocess.run([str(BIN / "python"), "-m", "compileall", "-q",
-                    str(ROOT.parent / "src" / "git_deployments")], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    compile_package(env)
     built = prepared(size, env, log)
     small, mid, big = (built[n] for n in (size.small, size.mid, size.big))
     repos = {"small": fresh_copy(small, "small"), "mid": fresh_copy(mid, "mid"),
