@@ -202,6 +202,25 @@ def test_a_refused_replay_is_reported_and_kept(clone: CloneFactory, server: Path
     assert backups[0].split()[0] in line
     assert ref_of(b.cwd) == ref_of(server)
 
+    # git deploy backups: the refused comment never landed, so --prune keeps the backup
+    name = backups[0].split()[0].removeprefix("refs/deployments-backup/")
+    listed: Any = b.json("backups")
+    assert [(e["name"], e["tip"], [u["subject"] for u in e["unlanded"]]) for e in listed] == \
+        [(name, old_tip, ["production #1: comment"])]
+    assert "1 change(s) never landed" in b("backups").stdout
+    assert b("backups", "--prune").stdout.startswith(f"{name}  1 change(s) never landed")
+    assert git(b.cwd, "for-each-ref", "refs/deployments-backup/") != ""
+    # a backup whose changes all landed goes with --prune; --drop takes any one by name
+    git(b.cwd, "update-ref", "refs/deployments-backup/production/20200101T000000Z",
+        ref_of(b.cwd))
+    assert b("backups", "--prune").stdout.splitlines()[0] == \
+        "dropped production/20200101T000000Z"
+    assert "no backup named 'nope'" in b("backups", "--drop", "nope", code=1).stderr
+    assert b("backups", "--drop", name).stdout.startswith(
+        f"dropped {name} (1 change(s) that never landed)")
+    assert git(b.cwd, "for-each-ref", "refs/deployments-backup/") == ""
+    assert b("backups").stdout == "no backups\n"
+
 
 def test_an_operation_the_remote_already_has_is_not_replayed_twice(clone: CloneFactory,
                                                                     server: Path) -> None:

@@ -318,6 +318,43 @@ def save_backup(git: GitRepo, key: str, commit: str) -> str:
     raise ConflictError(f"cannot create a backup ref under {base}")
 
 
+@dataclass
+class Backup:
+    """A timeline kept before a replay refused some of its changes."""
+
+    ref: str
+    key: str
+    tip: str
+    # (timeline commit, subject) of its changes whose operation the live timeline lacks
+    unlanded: list[tuple[str, str]]
+
+    @property
+    def name(self) -> str:
+        return self.ref.removeprefix(BACKUP_PREFIX)
+
+
+def backups(git: GitRepo) -> list[Backup]:
+    """Every backup ref, with the changes it holds that never landed (compared by operation
+    id: a replayed change keeps its id)."""
+    found = []
+    for ref, tip in git.list_refs(BACKUP_PREFIX):
+        key = ref.removeprefix(BACKUP_PREFIX).rpartition("/")[0]
+        live = git.read_ref(ref_name(key)) if key and not key_problem(key) else None
+        fork = fork_point(git, tip, live) if live else None
+        landed = {op_id_of(info) for info in _first_parents(git, live, fork)}
+        unlanded = [(info.id, info.message.split("\n", 1)[0])
+                    for info in _first_parents(git, tip, fork) if op_id_of(info) not in landed]
+        found.append(Backup(ref, key, tip, unlanded))
+    return found
+
+
+def drop_backup(git: GitRepo, backup: Backup) -> None:
+    """Delete the backup ref, only if it still points where it was listed."""
+    result = run_git(git, ["update-ref", "-d", backup.ref, backup.tip])
+    if result.returncode != 0:
+        raise DeployError(f"cannot delete {backup.ref}: {_git_reason(result.stderr)}")
+
+
 def rebuild_kept(git: GitRepo, key: str) -> None:
     """Regenerate the keep-alive ref of `key`, where this installation has that feature."""
     import importlib

@@ -26,6 +26,66 @@ def register(subparsers: Any) -> None:
                                                  "origin)")
         add_json(p)
         p.set_defaults(func=cmd_share, mode=name)
+    _register_backups(subparsers)
+
+
+def _register_backups(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "backups", help="the timelines kept when a replay refused changes; prune them",
+        description="List the backups a replay kept (refs/deployments-backup/<target>/<time>) "
+                    "with the changes each holds that never landed. --prune deletes the "
+                    "backups whose every change landed; --drop deletes one, landed or not.")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--prune", action="store_true",
+                     help="delete every backup whose changes all landed (nothing is lost)")
+    how.add_argument("--drop", metavar="NAME",
+                     help="delete backup NAME (TARGET/TIME, as listed), even with changes that "
+                          "never landed")
+    add_json(p)
+    p.set_defaults(func=cmd_backups)
+
+
+def cmd_backups(ctx: Any, prune: bool = False, drop: str | None = None,
+                as_json: bool = False) -> int:
+    from git_deployments.sync import BACKUP_PREFIX, backups, drop_backup
+
+    git = ctx.git
+    found = backups(git)
+    dropped = []
+    if drop is not None:
+        wanted = drop.removeprefix(BACKUP_PREFIX)
+        chosen = [b for b in found if b.name == wanted]
+        if not chosen:
+            names = ", ".join(b.name for b in found) or "none"
+            raise DeployError(f"no backup named '{drop}' (backups: {names})")
+        dropped = chosen
+    elif prune:
+        dropped = [b for b in found if not b.unlanded]
+    for backup in dropped:
+        drop_backup(git, backup)
+    out = Output(as_json)
+    if as_json:
+        out.json([{"name": b.name, "ref": b.ref, "target": b.key, "tip": b.tip,
+                   "dropped": b in dropped,
+                   "unlanded": [{"timeline_commit": c, "subject": t} for c, t in b.unlanded]}
+                  for b in found])
+        return 0
+    for backup in dropped:
+        lost = f" ({len(backup.unlanded)} change(s) that never landed)" if backup.unlanded \
+            else ""
+        out.line(f"dropped {backup.name}{lost}")
+    kept = [b for b in found if b not in dropped]
+    if not found:
+        out.line("no backups")
+    for backup in kept if (prune or drop) else found:
+        if not backup.unlanded:
+            out.line(f"{backup.name}  every change landed ('git deploy backups --prune' "
+                     "deletes it)")
+            continue
+        out.line(f"{backup.name}  {len(backup.unlanded)} change(s) never landed:")
+        for commit, subject in backup.unlanded:
+            out.line(f"  {commit[:10]}  {subject}")
+    return 0
 
 
 def cmd_init(ctx: Any, remote: str | None = None) -> int:
