@@ -298,7 +298,14 @@ def pick(snap: TreeSnapshot, number: int | None) -> Deployment:
         record = snap.record(n)
         if record is not None:
             return record
-    raise NotFound(f"target '{target.key}' has no deployments yet")
+    raise NotFound(no_deployments(target.key, index))
+
+
+def no_deployments(key: str, index: Any) -> str:
+    if index.next_number == 1:
+        return f"target '{key}' has no deployments yet"
+    return (f"target '{key}' has no deployments any more (the timeline keeps the deleted "
+            f"ones: git log refs/deployments/{key})")
 
 
 def previous_successful(snap: TreeSnapshot, record: Deployment

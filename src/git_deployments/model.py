@@ -618,7 +618,9 @@ class Deployment(Strict):
 
     def title(self) -> str:
         version = self.version or "(no version)"
-        refs = ", ".join(f"{ref.branch}@{ref.commit[:7] if ref.commit else 'latest'}"
+        several = len(self.commits) > 1  # then each names its repository
+        refs = ", ".join(f"{f'{ref.repository}:' if several else ''}{ref.branch}@"
+                         f"{ref.commit[:7] if ref.commit else 'latest'}"
                          for ref in self.commits)
         return f"{version} ({refs})" if refs else version
 

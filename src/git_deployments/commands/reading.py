@@ -106,7 +106,8 @@ def cmd_status(ctx: Any, all: bool = False, as_json: bool = False) -> int:
         flight = _record(row["in_flight"])
         table.append((
             out.bold(row["target"]),
-            f"#{current.number} {current.title()}" if current else out.dim("nothing yet"),
+            f"#{current.number} {current.title()}" if current else
+            out.dim("nothing yet" if not row["deployments"] else "none"),
             span(current.since, now) if current else "",
             f"#{flight.number} {out.status(flight.status)} {flight.version or ''} "
             f"for {span(flight.since, now)}" if flight else "-",
@@ -176,7 +177,9 @@ def cmd_show(ctx: Any, target: str, number: int | None = None, as_json: bool = F
     if number is None:
         newest = newest_first(snap, index, None, 1)
         if not newest:
-            raise NotFound(f"target '{target}' has no deployments yet")
+            from git_deployments.history import no_deployments
+
+            raise NotFound(no_deployments(target, index))
         record = newest[0]
     else:
         record = snap.record(number)
