@@ -110,7 +110,7 @@ def test_teamcity_reads_its_properties_files(tmp_path: Path) -> None:
     assert ci.detect(env) == ci.CIContext(
         system="TeamCity", branch="release", commit=SHA,
         url="https://tc.example/viewLog.html?buildId=3051", label="TeamCity Deploy #88",
-        actor="maya")
+        actor="maya <maya@teamcity.invalid>")  # TeamCity gives no email: plainly not a mailbox
     # without a branch specification TeamCity says `<default>`: the VCS root's branch is built
     _properties(config, {"teamcity.build.branch": "<default>",
                          "teamcity.build.vcs.branch.Shop_Git": "refs/heads/main"})
@@ -302,3 +302,24 @@ def test_a_job_url_that_is_no_url_is_refused(repo: Path, deploy: Deploy) -> None
     assert result.stderr.startswith("error: invalid job URL 'build 42' from the environment")
     assert result.stderr.count("\n") == 1
     assert git(repo, "rev-parse", "refs/deployments/production") == before
+
+
+def test_a_user_without_an_email_never_gets_the_name_as_the_address() -> None:
+    github = ci.detect({"GITHUB_ACTIONS": "true", "GITHUB_ACTOR": "octocat"})
+    assert github is not None and github.actor == "octocat <octocat@users.noreply.github.com>"
+    gitlab = ci.detect({"GITLAB_CI": "true", "GITLAB_USER_NAME": "Jane Doe",
+                        "GITLAB_USER_LOGIN": "jdoe"})
+    assert gitlab is not None and gitlab.actor == "Jane Doe <jdoe@gitlab.invalid>"
+    jenkins = ci.detect({"JENKINS_URL": "https://j", "BUILD_USER": "Ann Lee"})
+    assert jenkins is not None and jenkins.actor == "Ann Lee <Ann-Lee@jenkins.invalid>"
+
+
+def test_an_actor_that_is_not_name_and_email_is_refused(repo: Path, deploy: Deploy) -> None:
+    deploy("target", "create", "prod")
+    before = git(repo, "for-each-ref")
+    for given in ("nobody", "Bot <>", "<bot@ci>", "Bot <bot@ci> extra"):
+        result = deploy("start", "prod", code=1, env={"GIT_DEPLOY_ACTOR": given})
+        assert result.stderr.startswith("error: invalid GIT_DEPLOY_ACTOR"), given
+    assert git(repo, "for-each-ref") == before
+    deploy("start", "prod", env={"GIT_DEPLOY_ACTOR": "Deploy Bot <bot@ci.example>"})
+    assert deploy.json("show", "prod", "1")["history"][-1]["by"] == "Deploy Bot <bot@ci.example>"

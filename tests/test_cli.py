@@ -303,3 +303,23 @@ def test_finish_number_lands_only_on_that_deployment_in_flight(repo: Path, deplo
     assert "prod #2: current" in deploy("finish", "prod", "--number", "2").stdout
     assert "does not take a deployment number" not in deploy("start", "prod").stderr
     assert deploy("start", "prod", "--number", "2", code=2).returncode == 2
+
+
+def test_settings_that_cannot_work_are_refused(repo: Path, deploy: Deploy) -> None:
+    deploy("target", "create", "prod", "--hanging-after", "1h")
+    before = refs_state(repo)
+    for args in (["target", "create", "x", "--hanging-after", "1h", "--failed-after", "30m"],
+                 ["target", "edit", "prod", "--failed-after", "1h"],
+                 ["comment", "prod", "-m", "  "]):
+        [line] = deploy(*args, code=1).stderr.splitlines()
+        assert line.startswith("error: invalid "), line
+    assert refs_state(repo) == before
+    assert deploy("subscribe", "--exec", "true", code=2).stderr.startswith(
+        "error: give a target, or --all")
+
+
+def test_a_link_without_a_label_is_called_ci_job(repo: Path, deploy: Deploy) -> None:
+    deploy("target", "create", "prod")
+    deploy("start", "prod", "--ext-url", "https://ci.example/run/7")
+    link = deploy.json("show", "prod", "1")["external_link"]
+    assert link == {"label": "CI job", "url": "https://ci.example/run/7"}

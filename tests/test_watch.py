@@ -214,6 +214,11 @@ def test_sweep_now_backfills_at_that_time(repo: Path, deploy: Deploy) -> None:
     # one line per action on stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and "prod #1: deploying -> hanging" in lines[0]
+    assert lines[0].startswith(iso(then))  # stamped with the pass's time, as the change is
+    # -v also says when the next deadline falls
+    verbose = deploy("sweep", "--now", iso(then + timedelta(minutes=1)), "-v")
+    assert f"{iso(then + timedelta(minutes=1))} next deadline " \
+        f"{iso(START + timedelta(hours=2))}" in verbose.stderr
 
     quiet = deploy("sweep", "--now", iso(START + timedelta(hours=2)), "--quiet")
     assert quiet.stderr == "" and quiet.stdout == ""

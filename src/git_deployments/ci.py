@@ -54,10 +54,17 @@ def _branch_name(ref: str | None) -> str | None:
     return ref
 
 
-def _person(name: str | None, email: str | None) -> str | None:
-    if name and email:
-        return f"{name} <{email}>"
-    return name or None
+def _person(name: str | None, email: str | None, system: str,
+            login: str | None = None) -> str | None:
+    """`Name <email>` of the job's user. Without an email the system gives, the address is
+    made from the login under `<system>.invalid` (RFC 2606: never a real mailbox), so it is
+    plainly not a person's address, and never the name copied into the email."""
+    if not name:
+        return None
+    if not email:
+        local = re.sub(r"[^A-Za-z0-9._+-]+", "-", login or name).strip("-.") or "user"
+        email = f"{local}@{system}.invalid"
+    return f"{name} <{email}>"
 
 
 def github_actions(env: Mapping[str, str]) -> CIContext:
@@ -77,13 +84,14 @@ def github_actions(env: Mapping[str, str]) -> CIContext:
         url += f"/attempts/{attempt}"
     login, login_id = _get(env, "GITHUB_ACTOR"), _get(env, "GITHUB_ACTOR_ID")
     # GitHub's no-reply address, so the timeline's author is a person git can show
-    email = f"{login_id}+{login}@users.noreply.github.com" if login and login_id else None
+    email = f"{login_id}+{login}@users.noreply.github.com" if login_id else \
+        f"{login}@users.noreply.github.com"  # the older no-reply form, without the id
     number = _get(env, "GITHUB_RUN_NUMBER")
     workflow = _get(env, "GITHUB_WORKFLOW")
     label = " ".join(part for part in ("GitHub Actions", workflow,
                                        f"#{number}" if number else None) if part)
     return CIContext(system="GitHub Actions", branch=branch, commit=_get(env, "GITHUB_SHA"),
-                     url=url, label=label, actor=_person(login, email))
+                     url=url, label=label, actor=_person(login, email, "github"))
 
 
 def gitlab_ci(env: Mapping[str, str]) -> CIContext:
@@ -99,7 +107,7 @@ def gitlab_ci(env: Mapping[str, str]) -> CIContext:
         system="GitLab CI", branch=branch, commit=_get(env, "CI_COMMIT_SHA"),
         url=_get(env, "CI_JOB_URL", "CI_PIPELINE_URL"), label=label,
         actor=_person(_get(env, "GITLAB_USER_NAME") or _get(env, "GITLAB_USER_LOGIN"),
-                      _get(env, "GITLAB_USER_EMAIL")),
+                      _get(env, "GITLAB_USER_EMAIL"), "gitlab", _get(env, "GITLAB_USER_LOGIN")),
     )
 
 
@@ -119,7 +127,8 @@ def jenkins(env: Mapping[str, str]) -> CIContext:
         system="Jenkins", branch=branch, commit=_get(env, "GIT_COMMIT"),
         url=_get(env, "BUILD_URL", "RUN_DISPLAY_URL"), label=label,
         # set by the Build User Vars plugin, when installed
-        actor=_person(_get(env, "BUILD_USER", "BUILD_USER_ID"), _get(env, "BUILD_USER_EMAIL")),
+        actor=_person(_get(env, "BUILD_USER", "BUILD_USER_ID"), _get(env, "BUILD_USER_EMAIL"),
+                      "jenkins", _get(env, "BUILD_USER_ID")),
     )
 
 
@@ -143,7 +152,7 @@ def teamcity(env: Mapping[str, str]) -> CIContext:
         system="TeamCity", branch=_branch_name(branch),
         commit=_get(env, "BUILD_VCS_NUMBER") or every.get("build.vcs.number"),
         url=url, label=label,
-        actor=_person(every.get("teamcity.build.triggeredBy.username"), None),
+        actor=_person(every.get("teamcity.build.triggeredBy.username"), None, "teamcity"),
     )
 
 

@@ -22,6 +22,9 @@ R = TypeVar("R", bound=Request)
 
 def actor(git: GitRepo | None) -> str:
     """Who asks: GIT_DEPLOY_ACTOR, the CI's user, git's identity, else user@host."""
+    given = os.environ.get("GIT_DEPLOY_ACTOR")
+    if given is not None and not _PERSON.match(given.strip()):
+        raise DeployError(f"invalid GIT_DEPLOY_ACTOR {given[:80]!r}: use 'Name <email>'")
     context = ci.detect()
     if context and context.actor:
         return _person(context.actor)
@@ -35,9 +38,11 @@ def actor(git: GitRepo | None) -> str:
     return f"{user} <{user}@{socket.gethostname()}>"
 
 
+_PERSON = re.compile(r"^[^<>\x00-\x1f]+ <[^<>\s]+>\Z")
+
+
 def _person(text: str) -> str:
-    text = " ".join(text.split())[:200]
-    return text if "<" in text else f"{text} <{text}>"
+    return " ".join(text.split())[:200]
 
 
 def clock() -> datetime:
@@ -219,6 +224,8 @@ def external_link(label: str | None, url: str | None) -> ExternalLink | None:
         return None
     if url is not None and url and not _ABSOLUTE_URL.match(url):
         raise DeployError(f"invalid --ext-url {url!r}: expected an absolute URL")
+    if url and not label:
+        label = "CI job"  # what a link is called when nobody named it
     return ExternalLink(label=label or "", url=url or "")
 
 

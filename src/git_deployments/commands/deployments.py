@@ -187,8 +187,11 @@ def cmd_delete(ctx: Any, target: str, number: int, as_json: bool = False) -> int
 def cmd_comment(ctx: Any, target: str, number: int | None, message: str,
                 as_json: bool = False) -> int:
     from git_deployments import intake
+    from git_deployments.errors import DeployError
     from git_deployments.model import Comment
 
+    if not message.strip():
+        raise DeployError("invalid comment: it is empty")
     if number is not None:
         ctx.store.deployment(target, number)
     else:

@@ -98,6 +98,15 @@ def _repositories(specs: list[str], existing: list[dict[str, Any]]) -> list[dict
     return repos
 
 
+def _check_timeouts(settings: dict[str, Any], current: tuple[Any, Any]) -> None:
+    """A deployment must be able to hang before it fails: hanging after < failed after."""
+    hanging = settings.get("hanging_after", current[0])
+    failed = settings.get("failed_after", current[1])
+    if isinstance(hanging, int) and isinstance(failed, int) and hanging >= failed:
+        raise DeployError(f"invalid timeouts: --hanging-after ({format_duration(hanging)}) must "
+                          f"be shorter than --failed-after ({format_duration(failed)})")
+
+
 def _settings_from(args: dict[str, Any], existing: list[dict[str, Any]]) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     if args.get("name") is not None and not args["name"].strip():
@@ -114,6 +123,7 @@ def _settings_from(args: dict[str, Any], existing: list[dict[str, Any]]) -> dict
         value = args.get(name)
         if value is not None:
             settings[name] = default if value == "on" else value
+    _check_timeouts(settings, args.get("current_timeouts") or (None, None))
     repositories = _repositories(args.get("repository") or [], existing)
     removed = set(args.get("remove_repository") or [])
     if args.get("repository") or removed:
@@ -146,7 +156,8 @@ def cmd_edit(ctx: Any, key: str, as_json: bool = False, **args: Any) -> int:
     if target.repository in (args.get("remove_repository") or []):
         raise DeployError(f"'{target.repository}' holds the target's ref and cannot be removed")
     existing = [r.model_dump() for r in target.repositories]
-    settings = _settings_from(args, existing)
+    settings = _settings_from({**args, "current_timeouts": (target.hanging_after,
+                                                            target.failed_after)}, existing)
     if not settings:
         raise DeployError("nothing to change: give at least one option (see "
                           "'git deploy target edit -h')")

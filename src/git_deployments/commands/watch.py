@@ -148,14 +148,19 @@ def cmd_sweep(ctx: Any, now: str | None = None, watch_repo: str | None = None,
               quiet: bool = False, verbose: bool = False, as_json: bool = False) -> int:
     from git_deployments.intake import clock
     from git_deployments.timeutil import parse_datetime
-    from git_deployments.watch import Log, Watcher, instance_lock
+    from git_deployments.timeutil import iso
+    from git_deployments.watch import DETAIL, Log, Watcher, instance_lock
 
     # GIT_DEPLOY_NOW stands for --now, as it does for the time of any change
     moment = parse_datetime(now) if now is not None else clock()
     _use_repo(ctx, watch_repo)
     store = ctx.store
+    # the log is stamped with the pass's time, as its changes are
+    log = Log(_level(quiet, verbose), clock=lambda: moment)
     with instance_lock(store.git):
-        result = Watcher(store, log=Log(_level(quiet, verbose))).run_once(moment)
+        result = Watcher(store, log=log).run_once(moment)
+    if result.next_deadline is not None:
+        log(DETAIL, f"next deadline {iso(result.next_deadline)}")
     if as_json:
         Output(True).json(result.as_json())
     return 0
@@ -181,8 +186,11 @@ def cmd_subscribe(ctx: Any, target: str | None, all: bool, on: frozenset[str] | 
         split_command,
     )
 
-    if (target is None) == (not all):
+    if target is not None and all:
         raise UsageError("give a target or --all, not both (see 'git deploy subscribe -h')")
+    if target is None and not all:
+        raise UsageError("give a target, or --all for every target (see 'git deploy "
+                         "subscribe -h')")
     store = ctx.store
     command = exec_command
     if target is not None:
