@@ -77,8 +77,8 @@ def main() -> int:
     work = generate.generate(out)
     demo = Demo(work)
     print(f"\nEvery command below runs in {generate.shown(work)}")
-    print(f"(the demo's clock is fixed at {DAY} 09:00 UTC with GIT_DEPLOY_NOW: its dates and "
-          "relative times are the same on every run)")
+    print(f"(the demo's clock starts at {DAY} 09:00 UTC and moves on as the story does, "
+          "through GIT_DEPLOY_NOW: its dates and relative times are the same on every run)")
 
     demo.section("1. What runs where", """
         bookshelf has two targets. 'git deploy' alone shows what is current on each and since
@@ -89,7 +89,7 @@ def main() -> int:
     demo.deploy("show", "production", "4")
 
     demo.section(f"2. {RELEASE} goes to production: schedule, start, finish", f"""
-        A release is planned for the afternoon. Starting names only the branch: the deployment
+        A release is planned for 11:00. Starting names only the branch: the deployment
         scheduled for it is the one that starts, with its commit. Finishing it makes it current;
         the previous current deployment becomes completed.
     """)
@@ -113,9 +113,9 @@ def main() -> int:
     demo.deploy("compare", "staging", "production")
 
     demo.section("4. A deployment that went quiet: timeouts", """
-        staging #8 started on 27 March and was never heard of again; after 30 minutes the
+        staging #8 started on 27 March and was never heard of again; 30 minutes later the
         watcher marked it hanging. Staging fails deployments 2 hours after they start:
-        'git deploy sweep' (the watcher's pass, run once) applies that as of now.
+        'git deploy sweep' (the watcher's pass, run once) applies that now, at 11:20.
     """)
     demo.deploy("show", "staging", "8")
     demo.at("11:20")

@@ -361,7 +361,8 @@ def record_history(repo: Path, run: Runner) -> None:
     v130 = sha("v1.3.0")
     steps.append(("2025-03-27T08:30:00Z", "maya", ci(108, "maya", "main", v130),
                   ["start", "staging", "--commit", ref % ("main", v130)]))
-    steps.append(("2025-03-27T09:05:00Z", "maya", None, ["sweep", "--now", "2025-03-27T09:05:00Z"]))
+    # the watcher's pass at the deadline: 30 minutes after the start, staging's hanging-after
+    steps.append(("2025-03-27T09:00:00Z", "maya", None, ["sweep", "--now", "2025-03-27T09:00:00Z"]))
     # the push of BOOK-33 to main scheduled the next one (what the server hook does)
     steps.append(("2025-03-28T09:16:00Z", "tom", None,
                   ["schedule", "staging", "--commit", f"{NAME}:main",
