@@ -170,7 +170,7 @@ def test_diverged_clones_replay_in_order_and_numbers_move(clone: CloneFactory,
     b("comment", "production", "1", "-m", "about b's first")
     a("push")
     result = b("sync")
-    assert "1 new change(s) from origin; 2 local change(s) replayed onto them" in result.stdout
+    assert "1 new change from origin; 2 local changes replayed onto them" in result.stdout
     # b's deployment was #1 locally; the remote's #1 came first, so it is #2 now
     assert "now production #2: scheduled" in result.stdout
     listed: Any = b.json("list", "production")
@@ -207,8 +207,8 @@ def test_a_refused_replay_is_reported_and_kept(clone: CloneFactory, server: Path
     listed: Any = b.json("backups")
     assert [(e["name"], e["tip"], [u["subject"] for u in e["unlanded"]]) for e in listed] == \
         [(name, old_tip, ["production #1: comment"])]
-    assert "1 change(s) never landed" in b("backups").stdout
-    assert b("backups", "--prune").stdout.startswith(f"{name}  1 change(s) never landed")
+    assert "1 change never landed" in b("backups").stdout
+    assert b("backups", "--prune").stdout.startswith(f"{name}  1 change never landed")
     assert git(b.cwd, "for-each-ref", "refs/deployments-backup/") != ""
     # a backup whose changes all landed goes with --prune; --drop takes any one by name
     git(b.cwd, "update-ref", "refs/deployments-backup/production/20200101T000000Z",
@@ -217,7 +217,7 @@ def test_a_refused_replay_is_reported_and_kept(clone: CloneFactory, server: Path
         "dropped production/20200101T000000Z"
     assert "no backup named 'nope'" in b("backups", "--drop", "nope", code=1).stderr
     assert b("backups", "--drop", name).stdout.startswith(
-        f"dropped {name} (1 change(s) that never landed)")
+        f"dropped {name} (1 change that never landed)")
     assert git(b.cwd, "for-each-ref", "refs/deployments-backup/") == ""
     assert b("backups").stdout == "no backups\n"
 
@@ -231,9 +231,9 @@ def test_an_operation_the_remote_already_has_is_not_replayed_twice(clone: CloneF
     # c picks up a's unpushed change straight from a, and pushes it after b's
     git(c.cwd, "fetch", "-q", str(a.cwd), f"{REF}:{REF}")
     b("comment", "production", "-m", "from b", "--sync")
-    assert "1 local change(s) replayed" in c("sync").stdout
+    assert "1 local change replayed" in c("sync").stdout
     result = a("sync")
-    assert "0 local change(s) replayed onto them (1 already there)" in result.stdout
+    assert "0 local changes replayed onto them (1 already there)" in result.stdout
     assert ref_of(a.cwd) == ref_of(server)
     op_ids = check_every_commit(server)
     assert len(op_ids) == len(set(op_ids)) == 3

@@ -71,7 +71,7 @@ def cmd_backups(ctx: Any, prune: bool = False, drop: str | None = None,
                   for b in found])
         return 0
     for backup in dropped:
-        lost = f" ({len(backup.unlanded)} change(s) that never landed)" if backup.unlanded \
+        lost = f" ({_changes(len(backup.unlanded))} that never landed)" if backup.unlanded \
             else ""
         out.line(f"dropped {backup.name}{lost}")
     kept = [b for b in found if b not in dropped]
@@ -82,7 +82,7 @@ def cmd_backups(ctx: Any, prune: bool = False, drop: str | None = None,
             out.line(f"{backup.name}  every change landed ('git deploy backups --prune' "
                      "deletes it)")
             continue
-        out.line(f"{backup.name}  {len(backup.unlanded)} change(s) never landed:")
+        out.line(f"{backup.name}  {_changes(len(backup.unlanded))} never landed:")
         for commit, subject in backup.unlanded:
             out.line(f"  {commit[:10]}  {subject}")
     return 0
@@ -142,9 +142,14 @@ def cmd_share(ctx: Any, mode: str, remote: str | None = None, as_json: bool = Fa
     return 1 if report.refused or failed else 0
 
 
+def _changes(count: int, kind: str = "") -> str:
+    """`1 new change`, `3 local changes`."""
+    return f"{count} {kind + ' ' if kind else ''}change{'' if count == 1 else 's'}"
+
+
 _ACTIONS = {
     "created": "new from {remote}",
-    "fast-forward": "{incoming} new change(s) from {remote}",
+    "fast-forward": "{incoming} from {remote}",
     "ahead": "",
     "up-to-date": "",
     "local-only": "",
@@ -158,8 +163,8 @@ def _print(out: Output, report: Any, remote: str) -> None:
         integration = report.integrations.get(key)
         if integration is not None:
             if integration.action == "replayed":
-                text = (f"{integration.incoming} new change(s) from {remote}; "
-                        f"{len(integration.replayed)} local change(s) replayed onto them")
+                text = (f"{_changes(integration.incoming, 'new')} from {remote}; "
+                        f"{_changes(len(integration.replayed), 'local')} replayed onto them")
                 if integration.skipped:
                     text += f" ({integration.skipped} already there)"
                 if integration.refused:
@@ -168,8 +173,8 @@ def _print(out: Output, report: Any, remote: str) -> None:
                 parts += [f"now {r.change.subject}" for r in integration.replayed
                           if r.change.number is not None][-3:]
             else:
-                text = _ACTIONS[integration.action].format(remote=remote,
-                                                           incoming=integration.incoming)
+                text = _ACTIONS[integration.action].format(
+                    remote=remote, incoming=_changes(integration.incoming, "new"))
                 if text:
                     parts.append(text)
         pushed = report.pushed.get(key)
