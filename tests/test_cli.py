@@ -323,3 +323,9 @@ def test_a_link_without_a_label_is_called_ci_job(repo: Path, deploy: Deploy) -> 
     deploy("start", "prod", "--ext-url", "https://ci.example/run/7")
     link = deploy.json("show", "prod", "1")["external_link"]
     assert link == {"label": "CI job", "url": "https://ci.example/run/7"}
+
+
+def test_a_change_dated_ahead_of_the_clock_says_so(repo: Path, deploy: Deploy) -> None:
+    deploy("target", "create", "prod")
+    deploy("start", "prod", env={"GIT_DEPLOY_NOW": "+10m"})
+    assert "deploying for a moment (dated in " in deploy("show", "prod", "1").stdout

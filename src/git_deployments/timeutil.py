@@ -93,6 +93,9 @@ def relative(moment: datetime, reference: datetime | None = None) -> str:
 
 
 def span(moment: datetime, reference: datetime | None = None) -> str:
-    """`3 days` (how long since), for 'current for 3 days'."""
+    """`3 days` (how long since), for 'current for 3 days'; a moment dated ahead of the clock
+    (GIT_DEPLOY_NOW set later than the clock) says so."""
     text = relative(moment, reference)
+    if text.startswith("in "):
+        return f"a moment (dated {text})"
     return text.removesuffix(" ago").removeprefix("in ") if text != "just now" else "a moment"
