@@ -178,11 +178,12 @@ def save(git_dir: Path, key_bytes: bytes, refs: dict[str, str | None], objects: 
 
 def _prune(folder: Path) -> None:
     entries = []
-    for entry in os.scandir(folder):
-        try:
-            entries.append((entry.stat().st_mtime_ns, entry.path))
-        except OSError:
-            continue
+    with os.scandir(folder) as listing:
+        for entry in listing:
+            try:
+                entries.append((entry.stat().st_mtime_ns, entry.path))
+            except OSError:
+                continue
     entries.sort()
     for _, path in entries[:max(0, len(entries) - KEEP)]:
         try:
@@ -193,8 +194,8 @@ def _prune(folder: Path) -> None:
 
 @contextmanager
 def recording(command: str | None, argv: Sequence[str]) -> Iterator[Recorder | None]:
-    """Around a command: when its answer may be saved, collect what it prints and what it
-    reads; `finish()` then prints the answer and saves it."""
+    """Around a command: when its answer may be saved, collect what it prints (printed when
+    the command ends) and what it reads; `finish()` then saves it."""
     global _recorder
     stdout = sys.stdout
     if command not in SAVED or not enabled() or stdout is None or stdout.isatty():
@@ -239,8 +240,9 @@ def history_is_rewritten(git_dir: Path) -> bool:
     if any(os.path.lexists(git_dir / name) for name in ("commondir", "shallow", "info/grafts")):
         return True
     try:
-        if any(os.scandir(git_dir / "refs" / "replace")):
-            return True
+        with os.scandir(git_dir / "refs" / "replace") as replace:
+            if any(replace):
+                return True
     except FileNotFoundError:
         pass
     except OSError:

@@ -519,7 +519,11 @@ class TimelineScan:
     recorded: list[tuple[str, str]]
 
     def home_commits(self) -> list[str]:
-        return list(dict.fromkeys(c for r, c in self.recorded if r == self.repository))
+        return self.commits_of(self.repository)
+
+    def commits_of(self, repository: str) -> list[str]:
+        """Every commit of `repository` any change recorded, oldest first, once each."""
+        return list(dict.fromkeys(c for r, c in self.recorded if r == repository))
 
     @property
     def current(self) -> Trace | None:

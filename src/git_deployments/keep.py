@@ -13,10 +13,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from git_deployments.errors import DeployError
 from git_deployments.gitrepo import TOOL_EMAIL, TOOL_NAME, GitRepo, Person, RaceLost
 from git_deployments.model import COMMIT_PATTERN, Deployment, Target
+
+if TYPE_CHECKING:
+    from git_deployments.history import TimelineScan
 
 KEPT_PREFIX = "refs/deployments-kept/"
 # parents per chain commit when rebuilding: octopus commits with thousands of parents are legal
@@ -115,10 +119,11 @@ def timeline_commits(git: GitRepo, key: str) -> list[str]:
     return scan.home_commits()
 
 
-def rebuild(git: GitRepo, key: str) -> Kept:
+def rebuild(git: GitRepo, key: str, scan: TimelineScan | None = None) -> Kept:
     """Regenerate the keep-alive ref from the timeline (after a pull replaced it, or to repair
-    it); the old chain is replaced by one that keeps exactly what the timeline records."""
-    ids = timeline_commits(git, key)
+    it); the old chain is replaced by one that keeps exactly what the timeline records. `scan`:
+    the timeline's, when the caller has read it already."""
+    ids = scan.home_commits() if scan is not None else timeline_commits(git, key)
     present = [c for c in ids if git.is_commit(c)]
     kept = set(present)
     missing = [c for c in ids if c not in kept]

@@ -639,13 +639,16 @@ class _Progress:
 
 
 def cmd_keep(ctx: Any, targets: list[str] | None = None, as_json: bool = False) -> int:
-    from git_deployments import keep
+    from git_deployments import history, keep
 
     store = ctx.store
     keys = targets or store.keys()
     for key in keys:
         store.existing(key)
-    results = [(key, keep.rebuild(ctx.git, key), _elsewhere(store, key)) for key in keys]
+    results = []
+    for key in keys:
+        scan = history.scan_timeline(ctx.git, key)  # read once, for both questions
+        results.append((key, keep.rebuild(ctx.git, key, scan), _other_repositories(store, scan)))
     out = Output(as_json)
     if as_json:
         out.json([{"target": key, "ref": keep.kept_ref(key), "kept": len(kept.added),
@@ -671,24 +674,19 @@ def cmd_keep(ctx: Any, targets: list[str] | None = None, as_json: bool = False) 
     return 0
 
 
-def _elsewhere(store: Any, key: str) -> list[dict[str, Any]]:
-    """The target's other repositories: which deployed commits their copies here lack. Only
+def _other_repositories(store: Any, scan: Any) -> list[dict[str, Any]]:
+    """The target's other repositories: which recorded commits their copies here lack. Only
     this repository's commits are kept by refs/deployments-kept; another repository keeps its
     own (its branches and tags), so `keep` can only name what is gone there."""
     from git_deployments import history
 
-    target, _ = store.existing(key).require()
-    scan = history.scan_timeline(store.git, key)
+    target, _ = store.existing(scan.key).require()
     repos = history.Repositories(store.git, target)
-    wanted: dict[str, dict[str, None]] = {}
-    for trace in scan.deployments.values():
-        for name, _, commit in trace.commits or []:
-            if name != scan.repository:
-                wanted.setdefault(name, {})[commit] = None
     found = []
-    for name, commits in sorted(wanted.items()):
+    for name in sorted({r for r, _ in scan.recorded} - {scan.repository}):
         repo, problem = repos.open(name)
-        missing = [c for c in commits if repo is not None and not repo.is_commit(c)]
+        missing = [c for c in scan.commits_of(name)
+                   if repo is not None and not repo.is_commit(c)]
         found.append({"repository": name, "location": target.location_of(name),
                       "problem": problem, "missing": missing})
     return found

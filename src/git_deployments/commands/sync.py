@@ -74,10 +74,9 @@ def cmd_backups(ctx: Any, prune: bool = False, drop: str | None = None,
         lost = f" ({_changes(len(backup.unlanded))} that never landed)" if backup.unlanded \
             else ""
         out.line(f"dropped {backup.name}{lost}")
-    kept = [b for b in found if b not in dropped]
     if not found:
         out.line("no backups")
-    for backup in kept if (prune or drop) else found:
+    for backup in (b for b in found if b not in dropped):
         if not backup.unlanded:
             out.line(f"{backup.name}  every change landed ('git deploy backups --prune' "
                      "deletes it)")
