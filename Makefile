@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml setup.py native/git-deploy.c man/git-deploy.1
+$(VENV)/.installed: pyproject.toml man/git-deploy.1
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'

@@ -135,20 +135,12 @@ def build(size: Size, env: dict[str, str]) -> tuple[Path, float, float]:
     return repo, history_time, import_time
 
 
-FIRST_TIME = "first time"  # marks a command to run with no saved answers
-
-
 def race(cwd: Path, env: dict[str, str], commands: list[list[str]], runs: int) -> list[float]:
     """The best wall time of each whole process, runs interleaved so that a busy moment of the
-    machine hurts every command alike. A command starting with FIRST_TIME runs after the
-    saved answers are removed."""
+    machine hurts every command alike."""
     times: list[list[float]] = [[] for _ in commands]
-    answers = cwd / ".git" / "git-deployments" / "answers"
     for _ in range(runs):
         for i, args in enumerate(commands):
-            if args[0] == FIRST_TIME:
-                shutil.rmtree(answers, ignore_errors=True)
-                args = args[1:]
             times[i].append(timed(args, cwd, env))
     return [min(t) for t in times]
 
@@ -239,17 +231,13 @@ def main() -> int:
           f"  {'less start-up':>13}")
     floors = []
     for label, ours, theirs, goal in rows:
-        saved = ours[2] in ("commits", "pending", "compare")
-        commands = [floor_command, ours, theirs] + ([[FIRST_TIME, *ours]] if saved else [])
-        floor, mine, base, *first = race(repo, env, commands, runs)
+        floor, spent, base = race(repo, env, [floor_command, ours, theirs], runs)
         floors.append(floor)
-        for what, spent in [("", mine)] if not saved else \
-                [(" asked again", mine), (" first time", first[0])]:
-            ratio = spent / base
-            verdict = "ok" if ratio <= goal else "over"
-            # the same question less the start-up floor: what the answer itself costs
-            print(f"{label + what:<42} {spent:>9.3f}s {base:>7.3f}s {ratio:>6.2f} "
-                  f"{goal:>4.1f}x  {max(spent - floor, 0.0) / base:>12.2f}x  {verdict}")
+        ratio = spent / base
+        verdict = "ok" if ratio <= goal else "over"
+        # the same question less the start-up floor: what the answer itself costs
+        print(f"{label:<42} {spent:>9.3f}s {base:>7.3f}s {ratio:>6.2f} "
+              f"{goal:>4.1f}x  {max(spent - floor, 0.0) / base:>12.2f}x  {verdict}")
     print(f"start-up floor ('git deploy --version'): {min(floors):.3f}s best, "
           f"{statistics.median(floors):.3f}s median of the best per question")
     return 0

@@ -150,10 +150,10 @@ def timeline_stream(key: str, deployments: int, commits: list[str],
     """`target create`, then `deployments` deployments, each `finish --commit` of the next code
     commit, cycling through `commits` (a new current; the previous one becomes completed): one
     change per deployment."""
-    from git_deployments import machine
-    from git_deployments.gitrepo import TOOL_EMAIL, TOOL_NAME, Person
-    from git_deployments.model import CommitRef, CreateTarget, Deploy, TargetSettings
-    from git_deployments.store import changed_files, compose_message, ref_name
+    from git_deployments.core import machine
+    from git_deployments.git.repo import TOOL_EMAIL, TOOL_NAME, Person
+    from git_deployments.core.model import CommitRef, CreateTarget, Deploy, TargetSettings
+    from git_deployments.core.store import changed_files, compose_message, ref_name
 
     snap = MemorySnapshot()
     oracle = LinearHistory(commits)

@@ -193,9 +193,9 @@ def measure_bytes(size: Size, source: Path, env: dict[str, str]) -> tuple[float,
 def worker(repo: str, key: str, count: int, start_at: float) -> int:
     """One writer of the writes-per-second figures: `count` writes through Store.write, each a
     `finish` of HEAD that becomes the new current deployment (never refused)."""
-    from git_deployments import intake
-    from git_deployments.model import CommitRef, Deploy
-    from git_deployments.store import open_store
+    from git_deployments.core import intake
+    from git_deployments.core.model import CommitRef, Deploy
+    from git_deployments.core.store import open_store
 
     store = open_store(repo)
     head = store.git.resolve_commit("HEAD")

@@ -102,7 +102,7 @@ def bare(tmp_path: Path, repo: Path) -> Path:
 
 @pytest.fixture
 def store(repo: Path) -> Iterator[object]:
-    from git_deployments.store import open_store
+    from git_deployments.core.store import open_store
 
     yield open_store(repo)
 

@@ -6,8 +6,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from git_deployments import machine
-from git_deployments.model import (
+from git_deployments.core import machine
+from git_deployments.core.model import (
     CommitRef,
     CreateTarget,
     Deployment,
@@ -53,7 +53,7 @@ class Memory:
         return change
 
     def deploy(self, op: str, *refs: tuple[str, str | None], **fields: Any) -> Deployment:
-        from git_deployments.model import Deploy
+        from git_deployments.core.model import Deploy
 
         commits = [ref(branch, commit) for branch, commit in refs]
         change = self.apply(Deploy, op=op, commits=commits, **fields)

@@ -257,7 +257,7 @@ def test_a_stale_ref_lock_blocks_writes_with_a_message_and_doctor_fixes_it(
 
 def test_doctor_keeps_the_ref_lock_of_a_target_being_written(timeline: Path,
                                                              deploy: Deploy) -> None:
-    from git_deployments.store import open_store
+    from git_deployments.core.store import open_store
 
     lock = timeline / ".git" / "refs" / "deployments" / "prod.lock"
     lock.write_text("")
@@ -340,7 +340,7 @@ def test_doctor_after_a_killed_watcher(timeline: Path, deploy: Deploy) -> None:
 def test_from_a_linked_worktree(timeline: Path, deploy: Deploy, tmp_path: Path) -> None:
     """Worktrees share the refs, so they share the write lock, and doctor finds a stale ref lock
     (in the shared git directory) from any of them."""
-    from git_deployments.store import open_store
+    from git_deployments.core.store import open_store
 
     other = tmp_path / "other-worktree"
     git(timeline, "worktree", "add", "-q", "--detach", str(other))

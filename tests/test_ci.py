@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import Deploy, git
 
-from git_deployments import ci
+from git_deployments.core import ci
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 

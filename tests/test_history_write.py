@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from conftest import Deploy, git, make_commit
-from git_deployments import keep
-from git_deployments.gitrepo import open_repository
-from git_deployments.store import open_store
-from git_deployments.verify import verify_commit
+from git_deployments.history import keep
+from git_deployments.git.repo import open_repository
+from git_deployments.core.store import open_store
+from git_deployments.core.verify import verify_commit
 
 
 def one_error(result: subprocess.CompletedProcess[str]) -> str:
@@ -326,8 +326,8 @@ def test_rebuild_regenerates_the_keep_alive_ref_from_the_timeline(app: Path) -> 
 
 
 def _finish(commit: str) -> Any:
-    from git_deployments import intake
-    from git_deployments.model import Deploy as DeployRequest
+    from git_deployments.core import intake
+    from git_deployments.core.model import Deploy as DeployRequest
 
     return intake.new_request(DeployRequest, None, "production", op="finish",
                               commits=[{"repository": "app", "branch": "main",

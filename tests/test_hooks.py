@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from conftest import Deploy, git, make_commit
-from git_deployments import hooks
-from git_deployments.gitrepo import open_repository
-from git_deployments.intake import new_request
-from git_deployments.model import Comment, Request, SetStatus
-from git_deployments.store import Store
+from git_deployments.sharing import hooks
+from git_deployments.git.repo import open_repository
+from git_deployments.core.intake import new_request
+from git_deployments.core.model import Comment, Request, SetStatus
+from git_deployments.core.store import Store
 from test_sync import CloneFactory, check_every_commit, clone, ref_of, server  # noqa: F401
 
 REF = "refs/deployments/production"

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from git_deployments import machine
+from git_deployments.core import machine
 from git_deployments.errors import InternalError, NotFound, RuleViolation
-from git_deployments.model import (
+from git_deployments.core.model import (
     ArchiveTarget,
     Comment,
     Delete,

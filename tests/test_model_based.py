@@ -17,11 +17,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from conftest import git, make_commit
-from git_deployments import machine
+from git_deployments.core import machine
 from git_deployments.errors import DeployError
-from git_deployments.model import CreateTarget, Delete, Deploy, Request, SetStatus
-from git_deployments.store import Store, open_store
-from git_deployments.timeutil import now
+from git_deployments.core.model import CreateTarget, Delete, Deploy, Request, SetStatus
+from git_deployments.core.store import Store, open_store
+from git_deployments.core.timeutil import now
 
 BRANCHES = ["main", "release"]
 IN_FLIGHT = {"deploying", "hanging"}

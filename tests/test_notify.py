@@ -281,7 +281,7 @@ def test_all_targets_including_new_ones(tmp_path: Path, prod: Deploy) -> None:
 
 def test_a_failing_subscriber_is_retried_later_and_blocks_nobody(tmp_path: Path, repo: Path,
                                                                   prod: Deploy) -> None:
-    from git_deployments.notify import DeliveryPolicy
+    from git_deployments.watch.notify import DeliveryPolicy
 
     good, bad = Recorder(tmp_path, "good"), Recorder(tmp_path, "bad")
     prod("target", "edit", "prod", "--hanging-after", "30m")
@@ -442,7 +442,7 @@ def hook() -> Iterator[Hook]:
 
 def test_webhook_posts_the_event_retrying_with_backoff(repo: Path, prod: Deploy,
                                                        hook: Hook) -> None:
-    from git_deployments.notify import DeliveryPolicy
+    from git_deployments.watch.notify import DeliveryPolicy
 
     prod("subscribe", "prod", "--webhook", hook.url)
     prod("start", "prod")
@@ -469,7 +469,7 @@ def test_webhook_posts_the_event_retrying_with_backoff(repo: Path, prod: Deploy,
 def test_webhook_failures_wait_for_a_later_pass(repo: Path, prod: Deploy, hook: Hook,
                                                 answers: list[int], tries: int,
                                                 error: str) -> None:
-    from git_deployments.notify import DeliveryPolicy
+    from git_deployments.watch.notify import DeliveryPolicy
 
     prod("subscribe", "prod", "--webhook", hook.url, "--name", "hook")
     prod("start", "prod")
@@ -489,7 +489,7 @@ def test_webhook_failures_wait_for_a_later_pass(repo: Path, prod: Deploy, hook: 
 def test_webhook_that_nobody_answers(repo: Path, prod: Deploy) -> None:
     import socket
 
-    from git_deployments.notify import DeliveryPolicy
+    from git_deployments.watch.notify import DeliveryPolicy
 
     with socket.socket() as sock:  # a port that was free a moment ago: connection refused
         sock.bind(("127.0.0.1", 0))

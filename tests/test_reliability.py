@@ -50,9 +50,9 @@ def branch_commits(repo: Path) -> dict[str, list[str]]:
 def random_request(rng: random.Random, store: Any, key: str,
                    commits: dict[str, list[str]]) -> Any:
     """One operation a person or CI could ask for, chosen at random; many are refused."""
-    from git_deployments import intake
-    from git_deployments.model import Comment, Delete, Edit, SetStatus
-    from git_deployments.model import Deploy as DeployOp
+    from git_deployments.core import intake
+    from git_deployments.core.model import Comment, Delete, Edit, SetStatus
+    from git_deployments.core.model import Deploy as DeployOp
 
     index = store.snapshot(key).index
     top = max(1, index.next_number - 1) if index is not None else 1
@@ -84,7 +84,7 @@ def random_request(rng: random.Random, store: Any, key: str,
 def run_ops(repo: str, seed: int, count: int, keys: list[str]) -> int:
     """`count` random operations, round robin over `keys`; one JSON line per outcome."""
     from git_deployments.errors import DeployError
-    from git_deployments.store import open_store
+    from git_deployments.core.store import open_store
 
     store = open_store(repo)
     commits = branch_commits(Path(repo))
@@ -106,11 +106,11 @@ def run_ops(repo: str, seed: int, count: int, keys: list[str]) -> int:
 def zygote(repo: str, key: str) -> int:
     """Imports once, then for each `fork SEED` line on stdin forks a writer that writes until it
     is killed; prints the writer's pid, then `dead` once it has been reaped."""
-    from git_deployments import intake
+    from git_deployments.core import intake
     from git_deployments.errors import DeployError
-    from git_deployments.model import Comment
-    from git_deployments.model import Deploy as DeployOp
-    from git_deployments.store import open_store
+    from git_deployments.core.model import Comment
+    from git_deployments.core.model import Deploy as DeployOp
+    from git_deployments.core.store import open_store
 
     commits = branch_commits(Path(repo))
     open_store(repo).snapshot(key).require()  # warm every import the writer needs
@@ -205,7 +205,7 @@ def disk_scenario(repo: str, kind: str) -> int:
 
 
 def timeline_op_ids(repo: Path, key: str) -> list[str]:
-    from git_deployments.store import open_store, recorded_request
+    from git_deployments.core.store import open_store, recorded_request
 
     store = open_store(repo)
     return [recorded_request(info.message).op_id for info in store.timeline(key)]
@@ -315,8 +315,8 @@ def test_eight_writers_on_one_target_and_on_their_own_at_once(repo: Path, deploy
     result = deploy("fsck", "--json")
     assert json.loads(result.stdout)["ok"] is True
     # and the invariants hold at every commit along the way
-    from git_deployments.store import open_store
-    from git_deployments.verify import verify_index
+    from git_deployments.core.store import open_store
+    from git_deployments.core.verify import verify_index
 
     store = open_store(repo)
     for commit in timeline[:-1]:
@@ -328,7 +328,7 @@ def test_the_write_lock_and_filelock_exclude_each_other(target: Path) -> None:
     takes there, so any holder of either kind keeps a writer of the other kind out."""
     from filelock import FileLock, Timeout
 
-    from git_deployments.store import open_store
+    from git_deployments.core.store import open_store
 
     store = open_store(target)
     path = store.lock_path("prod")
@@ -336,7 +336,7 @@ def test_the_write_lock_and_filelock_exclude_each_other(target: Path) -> None:
         with pytest.raises(Timeout):
             FileLock(str(path)).acquire(timeout=0.2)
         program = ("import sys; from filelock import Timeout\n"
-                   "from git_deployments.store import open_store\n"
+                   "from git_deployments.core.store import open_store\n"
                    "try:\n    open_store(sys.argv[1]).lock('prod').acquire(timeout=0.3)\n"
                    "except Timeout:\n    print('kept out')\n")
         holder = subprocess.run([sys.executable, "-c", program, str(target)],
@@ -355,9 +355,9 @@ def test_the_write_lock_and_filelock_exclude_each_other(target: Path) -> None:
 def write_or_doctor(repo: Path, deploy: Deploy, store: Any) -> bool:
     """One write after a kill; when a lock the killed writer left stops it, `git deploy doctor`
     must clear it and the write then succeed. True when doctor was needed."""
-    from git_deployments import intake
+    from git_deployments.core import intake
     from git_deployments.errors import DeployError
-    from git_deployments.model import Comment
+    from git_deployments.core.model import Comment
 
     request = intake.new_request(Comment, store.git, "prod", text="after a kill")
     try:
@@ -376,8 +376,8 @@ def write_or_doctor(repo: Path, deploy: Deploy, store: Any) -> bool:
 def test_writers_killed_at_random_moments(target: Path, deploy: Deploy) -> None:
     """200 writers killed with SIGKILL: 180 forked from a process that has imported the store
     (so a kill lands inside a write, not in Python's start-up) and 20 real `git deploy`."""
-    from git_deployments.store import open_store
-    from git_deployments.verify import verify_commit
+    from git_deployments.core.store import open_store
+    from git_deployments.core.verify import verify_commit
 
     repo = target
     store = open_store(repo)

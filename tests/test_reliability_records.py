@@ -12,8 +12,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from git_deployments import model
-from git_deployments.model import _unwrapped
+from git_deployments.core import model
+from git_deployments.core.model import _unwrapped
 
 T = "2026-01-01T00:00:00Z"
 commit = {"repository": "app", "branch": "main", "commit": "a" * 40}

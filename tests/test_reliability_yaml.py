@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from git_deployments import records
+from git_deployments.core import records
 from git_deployments.errors import CorruptRecord
 
 

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from conftest import git
-from git_deployments import records
+from git_deployments.core import records
 from git_deployments.errors import ConflictError, CorruptRecord
-from git_deployments.gitrepo import RaceLost
-from git_deployments.model import CreateTarget, Deploy, Request
-from git_deployments.store import Store, open_store, parse_trailers, record_path, recorded_request
+from git_deployments.git.repo import RaceLost
+from git_deployments.core.model import CreateTarget, Deploy, Request
+from git_deployments.core.store import Store, open_store, parse_trailers, record_path, recorded_request
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -159,7 +159,7 @@ def test_a_write_that_always_loses_gives_up_clearly(repo: Path, store: Store,
         raise RaceLost("refs/deployments/prod")
 
     monkeypatch.setattr(store.git, "update_ref", always_lose)
-    monkeypatch.setattr("git_deployments.store.time.sleep", lambda s: None)
+    monkeypatch.setattr("git_deployments.core.store.time.sleep", lambda s: None)
     with pytest.raises(ConflictError, match="kept changing"):
         store.write(request(Deploy, 1, op="schedule", commits=refs("a" * 40)))
 

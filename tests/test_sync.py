@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from conftest import Deploy, git, make_commit
-from git_deployments.gitrepo import open_repository
-from git_deployments.store import Store, parse_trailers, recorded_request
-from git_deployments.verify import verify_commit, verify_index
+from git_deployments.git.repo import open_repository
+from git_deployments.core.store import Store, parse_trailers, recorded_request
+from git_deployments.core.verify import verify_commit, verify_index
 
 REF = "refs/deployments/production"
 
@@ -151,7 +151,7 @@ def test_push_creates_and_pull_creates(clone: CloneFactory, server: Path) -> Non
     assert ref_of(server) == ref_of(a.cwd)
     assert "production: new from origin" in b("pull").stdout
     assert ref_of(b.cwd) == ref_of(server)
-    if importlib.util.find_spec("git_deployments.keep") is not None:
+    if importlib.util.find_spec("git_deployments.history.keep") is not None:
         # the pulled records' commits are kept from gc in this clone too
         assert ref_of(b.cwd, "refs/deployments-kept/production") is not None
     shown: Any = b.json("target", "show", "production")

@@ -37,8 +37,8 @@ class Lines:
 
 
 def make_watcher(repo: Path, clock: FakeClock | None = None, **kwargs: Any) -> Any:
-    from git_deployments.store import open_store
-    from git_deployments.watch import Watcher
+    from git_deployments.core.store import open_store
+    from git_deployments.watch.daemon import Watcher
 
     return Watcher(open_store(repo), clock=clock or FakeClock(), log=Lines(), **kwargs)
 
@@ -135,7 +135,7 @@ def test_a_deployment_finished_while_the_timeout_is_written_is_not_touched(
         repo: Path, deploy: Deploy) -> None:
     """The watcher decided on an old read; the finish lands before its write takes the lock:
     the write re-checks, the machine refuses, and that is "nothing to do"."""
-    from git_deployments.store import Store
+    from git_deployments.core.store import Store
 
     started(deploy, "--hanging-after", "30m")
 
@@ -266,8 +266,8 @@ def test_bad_input_is_one_error_line(repo: Path, deploy: Deploy) -> None:
 
 
 def test_sweep_refuses_while_a_watcher_runs(repo: Path, deploy: Deploy) -> None:
-    from git_deployments.store import open_store
-    from git_deployments.watch import instance_lock
+    from git_deployments.core.store import open_store
+    from git_deployments.watch.daemon import instance_lock
 
     started(deploy, "--hanging-after", "1m")
     before = timeline(repo)

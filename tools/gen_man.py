@@ -149,10 +149,6 @@ ENVIRONMENT = [
     ("GIT_DEPLOY_DEBUG", "1: show tracebacks of errors, as --debug does"),
     ("GIT_DEPLOY_COLOR", "always: colour even when the output is not a terminal"),
     ("NO_COLOR", "when set, never colour"),
-    ("GIT_DEPLOY_ANSWERS", "0: neither save nor print saved answers (commits, pending and "
-                           "compare printed to a pipe or a file are saved in "
-                           ".git/git-deployments/answers and printed again while every ref "
-                           "and commit they were computed from is unchanged)"),
 ]
 
 EXIT_STATUS = [

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from git_deployments import __version__, answers
+from git_deployments import __version__
 from git_deployments.errors import DeployError, UsageError
 
 # each module registers its subcommands with `register(subparsers)`
@@ -53,11 +53,11 @@ class Context:
     @property
     def store(self) -> Any:
         if self._store is None:
-            from git_deployments.store import open_store
+            from git_deployments.core.store import open_store
 
             self._store = open_store(self.repo_path)
             if self.sync_remote is not None:
-                from git_deployments.sync import before_write
+                from git_deployments.sharing.sync import before_write
 
                 # a synced write reads the remote's state (a fresh CI clone has none of its own)
                 before_write(self._store, self.sync_remote or None)
@@ -74,7 +74,7 @@ class Context:
     def write(self, request: Any) -> Any:
         """Every write command's one way to record a request."""
         if self.sync_remote is not None:
-            from git_deployments.sync import write_synced
+            from git_deployments.sharing.sync import write_synced
 
             return write_synced(self.store, request, self.sync_remote or None)
         return self.store.write(request)
@@ -116,10 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             args = parser.parse_args([*argv, "status"])
         ctx = Context(args.repo, args.debug, getattr(args, "sync", None))
-        with answers.recording(args.command, argv) as recorder:
-            code = dispatch(args, ctx)
-        if recorder is not None and ctx.opened:
-            answers.finish(recorder, ctx.git.git_dir, code)
+        code = dispatch(args, ctx)
         sys.stdout.flush()  # a full disk under `> file` is reported here, not at exit
         return code
     except DeployError as exc:

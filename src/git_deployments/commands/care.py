@@ -29,8 +29,8 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_fsck(ctx: Any, target: str | None = None, as_json: bool = False) -> int:
-    from git_deployments.care import fsck
-    from git_deployments.output import Output
+    from git_deployments.care.checks import fsck
+    from git_deployments.commands.output import Output
 
     report = fsck(ctx.store, target)
     out = Output(as_json)
@@ -57,8 +57,8 @@ def cmd_fsck(ctx: Any, target: str | None = None, as_json: bool = False) -> int:
 
 
 def cmd_doctor(ctx: Any, dry_run: bool = False, as_json: bool = False) -> int:
-    from git_deployments.care import Doctor
-    from git_deployments.output import Output
+    from git_deployments.care.checks import Doctor
+    from git_deployments.commands.output import Output
 
     findings = Doctor(ctx.store, dry_run=dry_run).run()
     out = Output(as_json)

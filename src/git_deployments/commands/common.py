@@ -38,7 +38,7 @@ def count(text: str) -> int:
 
 
 def target_key(text: str) -> str:
-    from git_deployments.model import key_problem
+    from git_deployments.core.model import key_problem
 
     problem = key_problem(text)
     if problem:
@@ -47,7 +47,7 @@ def target_key(text: str) -> str:
 
 
 def duration_or_off(text: str) -> int | str:
-    from git_deployments.timeutil import parse_duration
+    from git_deployments.core.timeutil import parse_duration
 
     if text.lower() in ("off", "none", "disabled"):
         return "off"

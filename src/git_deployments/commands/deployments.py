@@ -6,8 +6,8 @@ import argparse
 from typing import Any, TextIO
 
 from git_deployments.commands.common import add_write_options, number, target_key
-from git_deployments.output import Output, deployment_json
-from git_deployments.store import WriteResult
+from git_deployments.commands.output import Output, deployment_json
+from git_deployments.core.store import WriteResult
 
 DEPLOY_HELP = {
     "schedule": "plan a deployment (updates the one scheduled for the same branch)",
@@ -121,9 +121,10 @@ def deploy_request(ctx: Any, op: str, target: str | None, version: str | None,
                    ext_url: str | None, description: str | None, reason: str | None,
                    at: str | None = None, number: int | None = None) -> Any:
     """The Deploy request a schedule/start/finish/fail command line asks for."""
-    from git_deployments import ci, intake
-    from git_deployments.model import Deploy
-    from git_deployments.timeutil import parse_datetime
+    from git_deployments.core import ci
+    from git_deployments.core import intake
+    from git_deployments.core.model import Deploy
+    from git_deployments.core.timeutil import parse_datetime
 
     target = intake.default_target(target)
     snap = ctx.store.existing(target)
@@ -146,8 +147,8 @@ def deploy_request(ctx: Any, op: str, target: str | None, version: str | None,
 
 def cmd_set_status(ctx: Any, target: str, number: int, status: str, reason: str | None,
                    as_json: bool = False) -> int:
-    from git_deployments import intake
-    from git_deployments.model import SetStatus
+    from git_deployments.core import intake
+    from git_deployments.core.model import SetStatus
 
     ctx.store.existing(target)
     request = intake.new_request(SetStatus, ctx.git, target, number=number, status=status,
@@ -158,9 +159,9 @@ def cmd_set_status(ctx: Any, target: str, number: int, status: str, reason: str 
 def cmd_edit(ctx: Any, target: str, number: int, version: str | None, description: str | None,
              ext_label: str | None, ext_url: str | None, at: str | None,
              as_json: bool = False) -> int:
-    from git_deployments import intake
-    from git_deployments.model import Edit
-    from git_deployments.timeutil import parse_datetime
+    from git_deployments.core import intake
+    from git_deployments.core.model import Edit
+    from git_deployments.core.timeutil import parse_datetime
 
     _, record = ctx.store.deployment(target, number)
     link = None
@@ -176,8 +177,8 @@ def cmd_edit(ctx: Any, target: str, number: int, version: str | None, descriptio
 
 
 def cmd_delete(ctx: Any, target: str, number: int, as_json: bool = False) -> int:
-    from git_deployments import intake
-    from git_deployments.model import Delete
+    from git_deployments.core import intake
+    from git_deployments.core.model import Delete
 
     ctx.store.deployment(target, number)
     request = intake.new_request(Delete, ctx.git, target, number=number)
@@ -186,9 +187,9 @@ def cmd_delete(ctx: Any, target: str, number: int, as_json: bool = False) -> int
 
 def cmd_comment(ctx: Any, target: str, number: int | None, message: str,
                 as_json: bool = False) -> int:
-    from git_deployments import intake
+    from git_deployments.core import intake
     from git_deployments.errors import DeployError
-    from git_deployments.model import Comment
+    from git_deployments.core.model import Comment
 
     if not message.strip():
         raise DeployError("invalid comment: it is empty")

@@ -16,12 +16,12 @@ from git_deployments.commands.common import (
     target_key,
 )
 from git_deployments.errors import DeployError
-from git_deployments.model import REPOSITORY_PATTERN
-from git_deployments.output import Output
+from git_deployments.core.model import REPOSITORY_PATTERN
+from git_deployments.commands.output import Output
 
 if TYPE_CHECKING:
-    from git_deployments.history import Commit, RepoRange
-    from git_deployments.model import Deployment
+    from git_deployments.history.questions import Commit, RepoRange
+    from git_deployments.core.model import Deployment
 
 
 def register(subparsers: Any) -> None:
@@ -239,7 +239,7 @@ def brought_summary(store: Any, key: str, record: Deployment
                     ) -> tuple[list[dict[str, Any]], list[str]]:
     """What `show` says about a deployment's commits: per repository how many it brought,
     and the command that lists them."""
-    from git_deployments import history
+    from git_deployments.history import questions as history
 
     counts = history.brought_counts(store, key, record)
     lines = []
@@ -263,7 +263,7 @@ def brought_summary(store: Any, key: str, record: Deployment
 
 def cmd_commits(ctx: Any, target: str, number: int | None = None,
                 max_count: int | None = None, as_json: bool = False) -> int:
-    from git_deployments import history
+    from git_deployments.history import questions as history
 
     result = history.brought(ctx.store, target, number, max_count=max_count)
     record = result.record
@@ -288,7 +288,7 @@ def cmd_commits(ctx: Any, target: str, number: int | None = None,
 
 def cmd_pending(ctx: Any, target: str, branch: str | None = None,
                 max_count: int | None = None, as_json: bool = False) -> int:
-    from git_deployments import history
+    from git_deployments.history import questions as history
 
     result = history.pending(ctx.store, target, branch, max_count=max_count)
     out = Output(as_json)
@@ -331,8 +331,8 @@ def cmd_contains(ctx: Any, commit: str, targets: list[str] | None = None,
                  repository: str | None = None, as_json: bool = False) -> int:
     from datetime import UTC, datetime
 
-    from git_deployments import history
-    from git_deployments.timeutil import iso
+    from git_deployments.history import questions as history
+    from git_deployments.core.timeutil import iso
 
     if repository is not None and not REPOSITORY_PATTERN.match(repository):
         raise DeployError(f"invalid repository name {repository!r}")
@@ -377,7 +377,7 @@ def cmd_contains(ctx: Any, commit: str, targets: list[str] | None = None,
 
 
 def cmd_compare(ctx: Any, a: str, b: str, as_json: bool = False) -> int:
-    from git_deployments import history
+    from git_deployments.history import questions as history
 
     result = history.compare(ctx.store, a, b)
     out = Output(as_json)
@@ -429,7 +429,7 @@ def cmd_compare(ctx: Any, a: str, b: str, as_json: bool = False) -> int:
 
 def cmd_issues(ctx: Any, target: str, number: int | None = None,
                max_count: int | None = None, as_json: bool = False) -> int:
-    from git_deployments import history
+    from git_deployments.history import questions as history
 
     patterns, defaults = history.issue_patterns(ctx.git)
     result = history.brought(ctx.store, target, number, max_count=max_count, full=True)
@@ -486,9 +486,9 @@ def cmd_rollback(ctx: Any, target: str, to: int | None = None, finish: bool = Fa
                  version: str | None = None, description: str | None = None,
                  reason: str | None = None, ext_label: str | None = None,
                  ext_url: str | None = None, as_json: bool = False) -> int:
-    from git_deployments import intake
+    from git_deployments.core import intake
     from git_deployments.commands.deployments import report
-    from git_deployments.model import Deploy
+    from git_deployments.core.model import Deploy
 
     snap = ctx.store.existing(target)
     _, index = snap.require()
@@ -528,9 +528,11 @@ def cmd_import_tags(ctx: Any, target: str, pattern: str = "v*", branch: str | No
     import fnmatch
     from datetime import UTC, datetime
 
-    from git_deployments import history, intake
-    from git_deployments.model import CommitRef, CreateTarget, Deploy, branch_is_valid
-    from git_deployments.timeutil import iso
+    from git_deployments.history import questions as history
+
+    from git_deployments.core import intake
+    from git_deployments.core.model import CommitRef, CreateTarget, Deploy, branch_is_valid
+    from git_deployments.core.timeutil import iso
 
     git = ctx.git
     tags = []
@@ -639,7 +641,8 @@ class _Progress:
 
 
 def cmd_keep(ctx: Any, targets: list[str] | None = None, as_json: bool = False) -> int:
-    from git_deployments import history, keep
+    from git_deployments.history import questions as history
+    from git_deployments.history import keep
 
     store = ctx.store
     keys = targets or store.keys()
@@ -678,7 +681,7 @@ def _other_repositories(store: Any, scan: Any) -> list[dict[str, Any]]:
     """The target's other repositories: which recorded commits their copies here lack. Only
     this repository's commits are kept by refs/deployments-kept; another repository keeps its
     own (its branches and tags), so `keep` can only name what is gone there."""
-    from git_deployments import history
+    from git_deployments.history import questions as history
 
     target, _ = store.existing(scan.key).require()
     repos = history.Repositories(store.git, target)

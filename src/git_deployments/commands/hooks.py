@@ -6,7 +6,7 @@ import os
 import sys
 from typing import Any
 
-from git_deployments.output import Output
+from git_deployments.commands.output import Output
 
 
 def register(subparsers: Any) -> None:
@@ -27,7 +27,7 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_install(ctx: Any, server: bool = False) -> int:
-    from git_deployments.hooks import install
+    from git_deployments.sharing.hooks import install
 
     out = Output()
     for line in install(ctx.git, server):
@@ -36,8 +36,8 @@ def cmd_install(ctx: Any, server: bool = False) -> int:
 
 
 def cmd_hook(ctx: Any, name: str) -> int:
-    from git_deployments import hooks
-    from git_deployments.gitrepo import open_repository
+    from git_deployments.sharing import hooks
+    from git_deployments.git.repo import open_repository
 
     # from the environment: inside git's quarantine, GIT_DIR and the object directories git
     # sets make the pushed (not yet accepted) objects readable

@@ -8,9 +8,9 @@ from typing import Any
 
 from git_deployments.commands.common import add_json, count, number, target_key
 from git_deployments.errors import NotFound
-from git_deployments.model import Deployment, Status
-from git_deployments.output import Output, deployment_json
-from git_deployments.timeutil import iso, relative, span
+from git_deployments.core.model import Deployment, Status
+from git_deployments.commands.output import Output, deployment_json
+from git_deployments.core.timeutil import iso, relative, span
 
 NEWEST_SCAN = 1000  # how far back `show` looks past deleted deployments for the newest one
 
@@ -47,7 +47,7 @@ def register(subparsers: Any) -> None:
 
 def clock() -> datetime:
     """What relative times are measured from (GIT_DEPLOY_NOW when set, as for writes)."""
-    from git_deployments.intake import clock as intake_clock
+    from git_deployments.core.intake import clock as intake_clock
 
     return intake_clock()
 
@@ -177,7 +177,7 @@ def cmd_show(ctx: Any, target: str, number: int | None = None, as_json: bool = F
     if number is None:
         newest = newest_first(snap, index, None, 1)
         if not newest:
-            from git_deployments.history import no_deployments
+            from git_deployments.history.questions import no_deployments
 
             raise NotFound(no_deployments(target, index))
         record = newest[0]
@@ -226,7 +226,7 @@ def print_deployment(out: Output, key: str, record: Deployment) -> None:
 
 
 def log_entry(key: str, info: Any) -> dict[str, Any]:
-    from git_deployments.store import parse_trailers
+    from git_deployments.core.store import parse_trailers
 
     trailers = parse_trailers(info.message)
     subject = info.message.split("\n", 1)[0]

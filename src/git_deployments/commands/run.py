@@ -64,8 +64,8 @@ def cmd_run(ctx: Any, target: str | None, version: str | None, commit: list[str]
             branch: str | None, ext_label: str | None, ext_url: str | None,
             description: str | None, reason: str | None, argv: list[str],
             as_json: bool = False) -> int:
-    from git_deployments import intake
-    from git_deployments.model import Deploy, Status
+    from git_deployments.core import intake
+    from git_deployments.core.model import Deploy, Status
 
     if not argv:
         raise UsageError(f"no command to run: {USAGE_TAIL}")

@@ -7,7 +7,7 @@ from typing import Any
 
 from git_deployments.commands.common import add_json
 from git_deployments.errors import DeployError
-from git_deployments.output import Output
+from git_deployments.commands.output import Output
 
 
 def register(subparsers: Any) -> None:
@@ -47,7 +47,7 @@ def _register_backups(subparsers: Any) -> None:
 
 def cmd_backups(ctx: Any, prune: bool = False, drop: str | None = None,
                 as_json: bool = False) -> int:
-    from git_deployments.sync import BACKUP_PREFIX, backups, drop_backup
+    from git_deployments.sharing.sync import BACKUP_PREFIX, backups, drop_backup
 
     git = ctx.git
     found = backups(git)
@@ -88,7 +88,7 @@ def cmd_backups(ctx: Any, prune: bool = False, drop: str | None = None,
 
 
 def cmd_init(ctx: Any, remote: str | None = None) -> int:
-    from git_deployments.sync import fetch_refspec, resolve_remote, run_git
+    from git_deployments.sharing.sync import fetch_refspec, resolve_remote, run_git
 
     git = ctx.git
     name = resolve_remote(git, remote)
@@ -109,7 +109,7 @@ def cmd_init(ctx: Any, remote: str | None = None) -> int:
 
 
 def cmd_share(ctx: Any, mode: str, remote: str | None = None, as_json: bool = False) -> int:
-    from git_deployments import sync
+    from git_deployments.sharing import sync
 
     store = ctx.store
     name = sync.resolve_remote(store.git, remote)

@@ -12,8 +12,8 @@ from git_deployments.commands.common import (
     target_key,
 )
 from git_deployments.errors import DeployError
-from git_deployments.output import Output
-from git_deployments.timeutil import format_duration, iso
+from git_deployments.commands.output import Output
+from git_deployments.core.timeutil import format_duration, iso
 
 DEFAULT_HANGING = 30 * 60
 DEFAULT_FAILED = 120 * 60
@@ -132,8 +132,8 @@ def _settings_from(args: dict[str, Any], existing: list[dict[str, Any]]) -> dict
 
 
 def cmd_create(ctx: Any, key: str, as_json: bool = False, **args: Any) -> int:
-    from git_deployments import intake
-    from git_deployments.model import CreateTarget
+    from git_deployments.core import intake
+    from git_deployments.core.model import CreateTarget
 
     git = ctx.git
     home = git.default_repository_name()
@@ -149,8 +149,8 @@ def cmd_create(ctx: Any, key: str, as_json: bool = False, **args: Any) -> int:
 
 
 def cmd_edit(ctx: Any, key: str, as_json: bool = False, **args: Any) -> int:
-    from git_deployments import intake
-    from git_deployments.model import EditTarget
+    from git_deployments.core import intake
+    from git_deployments.core.model import EditTarget
 
     target, _ = ctx.store.existing(key).require()
     if target.repository in (args.get("remove_repository") or []):
@@ -168,8 +168,8 @@ def cmd_edit(ctx: Any, key: str, as_json: bool = False, **args: Any) -> int:
 
 
 def cmd_archive(ctx: Any, key: str, archived: bool, as_json: bool = False) -> int:
-    from git_deployments import intake
-    from git_deployments.model import ArchiveTarget
+    from git_deployments.core import intake
+    from git_deployments.core.model import ArchiveTarget
 
     ctx.store.existing(key).require()
     request = intake.new_request(ArchiveTarget, ctx.git, key, archived=archived)

@@ -7,7 +7,7 @@ from typing import Any
 
 from git_deployments.commands.common import add_json, target_key
 from git_deployments.errors import DeployError, UsageError
-from git_deployments.output import Output
+from git_deployments.commands.output import Output
 
 
 def register(subparsers: Any) -> None:
@@ -76,7 +76,7 @@ def _repo_and_verbosity(p: argparse.ArgumentParser) -> None:
 
 
 def _statuses(text: str) -> frozenset[str]:
-    from git_deployments.notify import parse_statuses
+    from git_deployments.watch.notify import parse_statuses
 
     try:
         return parse_statuses(text)
@@ -85,7 +85,7 @@ def _statuses(text: str) -> frozenset[str]:
 
 
 def _name(text: str) -> str:
-    from git_deployments.notify import NAME_PATTERN
+    from git_deployments.watch.notify import NAME_PATTERN
 
     if not NAME_PATTERN.match(text):
         raise argparse.ArgumentTypeError(
@@ -95,7 +95,7 @@ def _name(text: str) -> str:
 
 
 def _duration(text: str) -> int:
-    from git_deployments.timeutil import parse_duration
+    from git_deployments.core.timeutil import parse_duration
 
     try:
         return parse_duration(text)
@@ -104,7 +104,7 @@ def _duration(text: str) -> int:
 
 
 def _level(quiet: bool, verbose: bool) -> int:
-    from git_deployments.notify import ACTION, DETAIL, PROBLEM
+    from git_deployments.watch.notify import ACTION, DETAIL, PROBLEM
 
     return PROBLEM if quiet else DETAIL if verbose else ACTION
 
@@ -122,7 +122,7 @@ def cmd_watch(ctx: Any, watch_repo: str | None = None, quiet: bool = False,
     import signal
     import threading
 
-    from git_deployments.watch import Log, Watcher, instance_lock
+    from git_deployments.watch.daemon import Log, Watcher, instance_lock
 
     _use_repo(ctx, watch_repo)
     store = ctx.store
@@ -146,10 +146,10 @@ def cmd_watch(ctx: Any, watch_repo: str | None = None, quiet: bool = False,
 
 def cmd_sweep(ctx: Any, now: str | None = None, watch_repo: str | None = None,
               quiet: bool = False, verbose: bool = False, as_json: bool = False) -> int:
-    from git_deployments.intake import clock
-    from git_deployments.timeutil import parse_datetime
-    from git_deployments.timeutil import iso
-    from git_deployments.watch import DETAIL, Log, Watcher, instance_lock
+    from git_deployments.core.intake import clock
+    from git_deployments.core.timeutil import parse_datetime
+    from git_deployments.core.timeutil import iso
+    from git_deployments.watch.daemon import DETAIL, Log, Watcher, instance_lock
 
     # GIT_DEPLOY_NOW stands for --now, as it does for the time of any change
     moment = parse_datetime(now) if now is not None else clock()
@@ -176,7 +176,7 @@ def _global(p: Any, text: str) -> None:
 def cmd_subscribe(ctx: Any, target: str | None, all: bool, on: frozenset[str] | None,
                   exec_command: str | None, webhook: str | None, name: str | None,
                   timeout: int | None, personal: bool = False, as_json: bool = False) -> int:
-    from git_deployments.notify import (
+    from git_deployments.watch.notify import (
         ALL_TARGETS,
         DEFAULT_ON,
         Subscription,
@@ -218,7 +218,7 @@ def cmd_subscribe(ctx: Any, target: str | None, all: bool, on: frozenset[str] | 
 
 
 def cmd_unsubscribe(ctx: Any, name: str, personal: bool = False, as_json: bool = False) -> int:
-    from git_deployments.notify import remove_subscription
+    from git_deployments.watch.notify import remove_subscription
 
     sub = remove_subscription(ctx.store, name, personal)
     out = Output(as_json)
@@ -230,7 +230,7 @@ def cmd_unsubscribe(ctx: Any, name: str, personal: bool = False, as_json: bool =
 
 
 def cmd_subscriptions(ctx: Any, as_json: bool = False) -> int:
-    from git_deployments.notify import Courier, describe_state, read_subscriptions
+    from git_deployments.watch.notify import Courier, describe_state, read_subscriptions
 
     store = ctx.store
     rows = []
@@ -270,6 +270,6 @@ def _scope(sub: Any) -> str:
 
 
 def _statuses_label(sub: Any) -> str:
-    from git_deployments.notify import EVENT_STATUSES
+    from git_deployments.watch.notify import EVENT_STATUSES
 
     return "all" if sub.on == frozenset(EVENT_STATUSES) else ",".join(sorted(sub.on))

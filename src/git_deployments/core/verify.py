@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from git_deployments import machine, records
+from git_deployments.core import machine
+
+from git_deployments.core import records
 from git_deployments.errors import CorruptRecord, DeployError
-from git_deployments.gitrepo import GitRepo
-from git_deployments.model import CreateTarget, Request
-from git_deployments.store import GitOracle, TreeSnapshot, parse_trailers, recorded_request
+from git_deployments.git.repo import GitRepo
+from git_deployments.core.model import CreateTarget, Request
+from git_deployments.core.store import GitOracle, TreeSnapshot, parse_trailers, recorded_request
 
 
 class _Recorded:
@@ -61,7 +63,7 @@ def verify_commit(git: GitRepo, key: str, commit: str) -> Verified:
         raise CorruptRecord(f"{short}: {exc}") from None
     except DeployError as exc:
         raise CorruptRecord(f"{short}: illegal {getattr(request, 'op', '?')}: {exc}") from None
-    from git_deployments.store import Store
+    from git_deployments.core.store import Store
 
     expected = Store(git).build_tree(before, change)
     if expected != info.tree:

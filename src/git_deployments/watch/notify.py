@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from git_deployments.errors import DeployError, NotFound
-from git_deployments.gitrepo import CommitInfo, GitRepo
-from git_deployments.model import Status
-from git_deployments.store import Store
-from git_deployments.timeutil import format_duration, iso
+from git_deployments.git.repo import CommitInfo, GitRepo
+from git_deployments.core.model import Status
+from git_deployments.core.store import Store
+from git_deployments.core.timeutil import format_duration, iso
 
 SECTION = "deploy-subscription"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
@@ -158,7 +158,7 @@ def read_subscriptions(git: GitRepo) -> list[Subscription]:
 
 def subscription_from(name: str, values: dict[str, str]) -> Subscription:
     """A subscription from its config section; a broken one says why in `problem`."""
-    from git_deployments.model import key_problem
+    from git_deployments.core.model import key_problem
 
     target = values.get("target", "")
     base = Subscription(name=name, target=target, id=values.get("id", ""))
@@ -177,7 +177,7 @@ def subscription_from(name: str, values: dict[str, str]) -> Subscription:
             check_webhook(webhook)
         timeout = None
         if values.get("timeout"):
-            from git_deployments.timeutil import parse_duration
+            from git_deployments.core.timeutil import parse_duration
 
             timeout = float(parse_duration(values["timeout"]))
     except DeployError as exc:

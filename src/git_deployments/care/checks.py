@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from git_deployments.errors import DeployError
-from git_deployments.model import key_problem
-from git_deployments.store import REF_PREFIX, Store, ref_name
+from git_deployments.core.model import key_problem
+from git_deployments.core.store import REF_PREFIX, Store, ref_name
 
 # A lock file younger than this may belong to a git process that is writing right now (git's own
 # ref locks are not flock'ed, so age is the only sign): doctor keeps it and says to run again.
@@ -98,7 +98,7 @@ def _failure(check: Any, *args: Any) -> str | None:
 
 def check_timeline(store: Store, key: str) -> TimelineCheck:
     """Every commit of one timeline replayed and checked, then the index against the records."""
-    from git_deployments.verify import verify_commit, verify_index
+    from git_deployments.core.verify import verify_commit, verify_index
 
     git = store.git
     tip = git.read_ref(ref_name(key))
@@ -160,7 +160,7 @@ def fsck(store: Store, key: str | None = None) -> FsckReport:
     repository."""
     import tempfile
 
-    from git_deployments.gitrepo import open_repository
+    from git_deployments.git.repo import open_repository
 
     if key is not None:
         store.existing(key)
@@ -202,7 +202,7 @@ def _age(path: Path) -> float | None:
 
 
 def _ago(seconds: float) -> str:
-    from git_deployments.timeutil import format_duration
+    from git_deployments.core.timeutil import format_duration
 
     return f"{format_duration(max(1, int(seconds)))} ago"
 
@@ -348,7 +348,7 @@ class Doctor:
                 yield path
 
     def _ref_lock(self, path: Path) -> None:
-        from git_deployments.keep import KEPT_PREFIX
+        from git_deployments.history.keep import KEPT_PREFIX
 
         relative = self._relative(path)
         ref = relative.removeprefix("logs/").removesuffix(".lock")

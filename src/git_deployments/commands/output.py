@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-from git_deployments.model import Deployment, Status
+from git_deployments.core.model import Deployment, Status
 
 _COLOURS = {
     Status.SCHEDULED: "36", Status.DEPLOYING: "33", Status.HANGING: "35",
@@ -77,7 +77,7 @@ def _visible(text: str) -> int:
 
 def _default(value: Any) -> Any:
     if isinstance(value, datetime):
-        from git_deployments.timeutil import iso
+        from git_deployments.core.timeutil import iso
 
         return iso(value)
     raise TypeError(f"cannot encode {type(value).__name__}")

@@ -20,10 +20,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from git_deployments import machine
+from git_deployments.core import machine
 from git_deployments.errors import DeployError, NotFound, RuleViolation
-from git_deployments.gitrepo import GitRepo
-from git_deployments.notify import (
+from git_deployments.git.repo import GitRepo
+from git_deployments.watch.notify import (
     ACTION,
     DETAIL,
     PROBLEM,
@@ -40,8 +40,8 @@ from git_deployments.notify import (
     utc_now,
     watch_dir,
 )
-from git_deployments.store import Store, open_store
-from git_deployments.timeutil import iso
+from git_deployments.core.store import Store, open_store
+from git_deployments.core.timeutil import iso
 
 ERROR_RETRY = 30.0  # a target whose timeout could not be written is looked at again after this
 STEP_MS = 200  # how often the file watcher looks at its queue of changes and at `stop`
@@ -237,8 +237,8 @@ class Watcher:
         return result
 
     def _target_timeouts(self, key: str, now: datetime, result: PassResult) -> datetime | None:
-        from git_deployments import intake
-        from git_deployments.model import Timeout
+        from git_deployments.core import intake
+        from git_deployments.core.model import Timeout
 
         # at most hanging, then failed; a third round means the write and the rules disagree
         for _ in range(3):

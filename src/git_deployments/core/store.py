@@ -12,15 +12,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from git_deployments import answers, records
+
+from git_deployments.core import records
 from git_deployments.errors import ConflictError, CorruptRecord, DeployError, NotFound
-from git_deployments.gitrepo import CommitInfo, GitRepo, Person, RaceLost, open_repository
-from git_deployments.model import Deployment, Index, Request, Target, key_problem
+from git_deployments.git.repo import CommitInfo, GitRepo, Person, RaceLost, open_repository
+from git_deployments.core.model import Deployment, Index, Request, Target, key_problem
 
 if TYPE_CHECKING:
     from typing import Protocol
 
-    from git_deployments.machine import Change, Effect, Oracle
+    from git_deployments.core.machine import Change, Effect, Oracle
 
     class Snapshot(Protocol):
         """What changed_files reads of the state before a change."""
@@ -221,7 +222,6 @@ class GitOracle:
     def repo_for(self, name: str) -> GitRepo | None:
         if self.target is None or name == self.target.repository:
             return self.git
-        answers.taint("another repository")  # it may appear, or change, under its location
         if name not in self._others:
             location = self.target.location_of(name)
             repo = None
@@ -365,7 +365,7 @@ class Store:
         """Make the commits the change's records point at reachable from the keep-alive ref,
         so gc never prunes them; best effort: the write has happened whatever this does."""
         try:
-            from git_deployments import keep
+            from git_deployments.history import keep
 
             records = result.change.records.values()
             keep.retain(self.git, key, keep.home_commits(result.change.target, records))
@@ -376,7 +376,7 @@ class Store:
                 oracle: Oracle | None = None) -> WriteResult:
         """The timeline commit `request` makes on `tip`, written but on no ref yet: the core of
         every write, and what sync uses to replay an operation onto another tip."""
-        from git_deployments import machine
+        from git_deployments.core import machine
 
         snap = TreeSnapshot(self.git, key, tip)
         change = machine.apply(snap, request, oracle or GitOracle(self.git, snap.target))
@@ -451,7 +451,7 @@ def parse_trailers(message: str) -> dict[str, list[str]]:
 
 def recorded_request(message: str, where: str = "timeline commit") -> Request:
     """The request a timeline commit recorded, validated."""
-    from git_deployments.model import parse_operation
+    from git_deployments.core.model import parse_operation
 
     values = parse_trailers(message).get(TRAILER_REQUEST)
     if not values:

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from git_deployments.errors import InternalError, NotFound, RuleViolation
-from git_deployments.model import (
+from git_deployments.core.model import (
     IN_FLIGHT,
     MAX_HISTORY,
     ArchiveTarget,
@@ -565,7 +565,7 @@ class _Apply:
 
 
 def _minutes(seconds: int) -> str:
-    from git_deployments.timeutil import format_duration
+    from git_deployments.core.timeutil import format_duration
 
     return format_duration(seconds)
 

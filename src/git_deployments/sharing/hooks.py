@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from git_deployments.errors import DeployError
-from git_deployments.gitrepo import GitRepo
-from git_deployments.model import key_problem
-from git_deployments.store import REF_PREFIX
+from git_deployments.git.repo import GitRepo
+from git_deployments.core.model import key_problem
+from git_deployments.core.store import REF_PREFIX
 
 HOOKS = ("pre-receive", "post-receive")
 MARKER = "# git-deployments hook script"
@@ -98,7 +98,7 @@ class Policy:
 
 def check_update(git: GitRepo, update: RefUpdate, policy: Policy) -> str | None:
     """One line saying why `update` of a ref under refs/deployments/ is refused, or None."""
-    from git_deployments import verify
+    from git_deployments.core import verify
     from git_deployments.errors import CorruptRecord
 
     ref = update.ref
@@ -173,9 +173,9 @@ def post_receive(git: GitRepo, updates: list[RefUpdate], env: Mapping[str, str]
               if u.ref.startswith(BRANCH_PREFIX) and u.new is not None]
     if not pushed:
         return [], []
-    from git_deployments import intake
-    from git_deployments.model import Deploy
-    from git_deployments.store import Store
+    from git_deployments.core import intake
+    from git_deployments.core.model import Deploy
+    from git_deployments.core.store import Store
 
     store = Store(git)
     policy = Policy.from_config(git, env)
@@ -251,7 +251,7 @@ def render_script(hook: str, python: str | None) -> str:
 
 def hooks_dir(git: GitRepo) -> Path:
     """Where git runs this repository's hooks (core.hooksPath when set)."""
-    from git_deployments.sync import run_git
+    from git_deployments.sharing.sync import run_git
 
     result = run_git(git, ["rev-parse", "--git-path", "hooks"])
     if result.returncode != 0 or not result.stdout.strip():

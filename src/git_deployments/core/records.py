@@ -11,7 +11,7 @@ from git_deployments import FORMAT
 from git_deployments.errors import CorruptRecord
 
 if TYPE_CHECKING:
-    from git_deployments.model import Record
+    from git_deployments.core.model import Record
 
 MAX_RECORD_BYTES = 64 * 1024
 MAX_INDEX_BYTES = 512 * 1024

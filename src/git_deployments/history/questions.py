@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from git_deployments.errors import CorruptRecord, DeployError, NotFound
-from git_deployments.gitrepo import GitRepo
-from git_deployments.model import (
+from git_deployments.git.repo import GitRepo
+from git_deployments.core.model import (
     COMMIT_PATTERN,
     REPOSITORY_PATTERN,
     SUCCESSFUL,
@@ -31,7 +31,7 @@ from git_deployments.model import (
     Target,
     branch_is_valid,
 )
-from git_deployments.store import (
+from git_deployments.core.store import (
     TRAILER_REQUEST,
     GitOracle,
     Store,
@@ -643,7 +643,7 @@ class Containment:
     def as_json(self) -> dict[str, Any]:
         from datetime import UTC, datetime
 
-        from git_deployments.timeutil import iso
+        from git_deployments.core.timeutil import iso
 
         first = self.first
         return {

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pygit2
 
-from git_deployments import answers
 from git_deployments.errors import DeployError, InternalError, NotFound
 
 TOOL_NAME = "git-deploy"
@@ -99,7 +98,6 @@ class GitRepo:
         return name.removesuffix(".git") or "repo"
 
     def config_get(self, name: str) -> str | None:
-        answers.taint("the config")
         try:
             value = self.repo.config[name]
         except (KeyError, pygit2.GitError):
@@ -107,14 +105,12 @@ class GitRepo:
         return str(value)
 
     def config_get_all(self, name: str) -> list[str]:
-        answers.taint("the config")
         try:
             return [str(v) for v in self.repo.config.get_multivar(name)]
         except (KeyError, pygit2.GitError):
             return []
 
     def identity(self) -> Person | None:
-        answers.taint("the config")
         try:
             sig = self.repo.default_signature
         except (KeyError, pygit2.GitError):
@@ -129,19 +125,10 @@ class GitRepo:
         except (pygit2.GitError, ValueError) as exc:
             raise DeployError(f"cannot read ref {name}: {exc}") from None
         value = None if ref is None else str(ref.resolve().target)
-        self._noted(name, ref, value)
         return value
-
-    def _noted(self, name: str, ref: pygit2.Reference | None, value: str | None) -> None:
-        """Tell a saved answer which ref it depends on (answers.py)."""
-        if answers.active():
-            if ref is not None and ref.type != pygit2.enums.ReferenceType.DIRECT:
-                answers.taint(f"{name} is a symbolic ref")
-            answers.note_ref(self.git_dir, name, value)
 
     def list_refs(self, prefix: str) -> Iterator[tuple[str, str]]:
         """(name, id) of every ref under `prefix`, sorted by name."""
-        answers.taint("the list of refs")
         for name in sorted(self.repo.raw_listall_references()):
             text = name.decode("utf-8", "replace")
             if text.startswith(prefix):
@@ -185,8 +172,6 @@ class GitRepo:
             found = pygit2.Oid(hex=oid) in self.repo
         except ValueError:
             found = False
-        if not found:
-            answers.taint("a missing object")  # it may be fetched later
         return found
 
     def commit_info(self, oid: str) -> CommitInfo:
@@ -310,7 +295,6 @@ class GitRepo:
 
     def resolve_commit(self, spec: str) -> str:
         """A full commit id for `spec` (short id, tag, branch, HEAD)."""
-        answers.taint("a name resolved by git's rules")
         try:
             obj = self.repo.revparse_single(spec)
             commit = obj.peel(pygit2.Commit)
@@ -337,18 +321,13 @@ class GitRepo:
         try:
             ref = self.repo.references.get(name)
             if ref is None:
-                self._noted(name, None, None)
                 return None
-            if answers.active():
-                self._noted(name, ref, str(ref.resolve().target))
             return str(ref.peel(pygit2.Commit).id)
         except (pygit2.GitError, ValueError, KeyError):
-            answers.taint(f"{name} could not be read")
             return None
 
     def head(self) -> tuple[str | None, str | None]:
         """(branch, commit) of HEAD; branch is None when detached, both None when unborn."""
-        answers.taint("HEAD")
         try:
             if self.repo.head_is_unborn:
                 return None, None
@@ -367,7 +346,6 @@ class GitRepo:
 
     def describe(self, commit: str) -> str:
         """`git describe --tags --always` of a commit."""
-        answers.taint("the tags")
         try:
             return str(self.repo.describe(
                 committish=commit, describe_strategy=pygit2.enums.DescribeStrategy.TAGS,
@@ -402,16 +380,11 @@ class GitRepo:
             found = isinstance(self.repo[oid], pygit2.Commit)
         except (KeyError, ValueError):
             found = False
-        if not found:
-            answers.taint("a missing commit")  # it may be fetched later
-        elif answers.active():
-            answers.note_object(self.git_dir, oid)
         return found
 
     def tag_info(self, name: str) -> TagInfo | None:
         """The commit a tag leads to, with the tag's date and tagger (for a lightweight tag,
         the commit's committer); None when the tag leads to no commit."""
-        answers.taint("the tags")
         try:
             ref = self.repo.references.get(name)
             if ref is None:

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from git_deployments.errors import ConflictError, DeployError
-from git_deployments.gitrepo import CommitInfo, GitRepo, RaceLost
-from git_deployments.model import Request, key_problem
-from git_deployments.store import (
+from git_deployments.git.repo import CommitInfo, GitRepo, RaceLost
+from git_deployments.core.model import Request, key_problem
+from git_deployments.core.store import (
     REF_PREFIX,
     Store,
     WriteResult,
@@ -360,9 +360,9 @@ def rebuild_kept(git: GitRepo, key: str) -> None:
     import importlib
 
     try:
-        keep = importlib.import_module("git_deployments.keep")
+        keep = importlib.import_module("git_deployments.history.keep")
     except ModuleNotFoundError as exc:
-        if exc.name == "git_deployments.keep":
+        if exc.name == "git_deployments.history.keep":
             return
         raise
     keep.rebuild(git, key)
@@ -599,7 +599,7 @@ def _reintegrate(store: Store, remote: str, mine: WriteResult) -> WriteResult | 
 
 def landed(store: Store, key: str, op_id: str, tip: str) -> WriteResult:
     """The write result of operation `op_id` as it stands in the timeline at `tip`."""
-    from git_deployments.verify import verify_commit
+    from git_deployments.core.verify import verify_commit
 
     for info in store.timeline(key, tip):
         if op_id_of(info) == op_id:

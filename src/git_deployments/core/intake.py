@@ -10,12 +10,13 @@ import uuid
 from datetime import datetime
 from typing import Any, TypeVar
 
-from git_deployments import answers, ci
+
+from git_deployments.core import ci
 from git_deployments.errors import DeployError, NotFound, UsageError
-from git_deployments.gitrepo import GitRepo, Person
-from git_deployments.model import COMMIT_PATTERN, CommitRef, ExternalLink, Request, Target
-from git_deployments.model import REPOSITORY_PATTERN, branch_is_valid, key_problem
-from git_deployments.timeutil import now, parse_datetime
+from git_deployments.git.repo import GitRepo, Person
+from git_deployments.core.model import COMMIT_PATTERN, CommitRef, ExternalLink, Request, Target
+from git_deployments.core.model import REPOSITORY_PATTERN, branch_is_valid, key_problem
+from git_deployments.core.timeutil import now, parse_datetime
 
 R = TypeVar("R", bound=Request)
 
@@ -48,7 +49,6 @@ def _person(text: str) -> str:
 def clock() -> datetime:
     """Now — or GIT_DEPLOY_NOW (ISO 8601), the time to stamp on changes and to measure
     relative times from: for backfilling history, demos and tests."""
-    answers.taint("the clock")
     value = os.environ.get("GIT_DEPLOY_NOW", "").strip()
     if not value:
         return now()
@@ -204,7 +204,7 @@ def resolve_in(git: GitRepo, target: Target, repository: str, branch: str,
 
 def _other(git: GitRepo, target: Target, repository: str) -> GitRepo | None:
     """Another repository of the target, where its recorded location is found from here."""
-    from git_deployments.store import GitOracle
+    from git_deployments.core.store import GitOracle
 
     return GitOracle(git, target).repo_for(repository)
 

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from git_deployments.errors import DeployError
-from git_deployments.gitrepo import TOOL_EMAIL, TOOL_NAME, GitRepo, Person, RaceLost
-from git_deployments.model import COMMIT_PATTERN, Deployment, Target
+from git_deployments.git.repo import TOOL_EMAIL, TOOL_NAME, GitRepo, Person, RaceLost
+from git_deployments.core.model import COMMIT_PATTERN, Deployment, Target
 
 if TYPE_CHECKING:
-    from git_deployments.history import TimelineScan
+    from git_deployments.history.questions import TimelineScan
 
 KEPT_PREFIX = "refs/deployments-kept/"
 # parents per chain commit when rebuilding: octopus commits with thousands of parents are legal
@@ -113,7 +113,7 @@ def retain(git: GitRepo, key: str, commit_ids: Iterable[str]) -> Kept:
 def timeline_commits(git: GitRepo, key: str) -> list[str]:
     """Every commit of this repository that any change of the target's timeline recorded,
     oldest first (deleted and superseded deployments included)."""
-    from git_deployments.history import scan_timeline
+    from git_deployments.history.questions import scan_timeline
 
     scan = scan_timeline(git, key)
     return scan.home_commits()
