@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from conftest import Deploy, git, make_commit
+from git_deployments.core import keepalive
 from git_deployments.history import keep
 from git_deployments.git.repo import open_repository
 from git_deployments.core.store import open_store
@@ -256,7 +257,7 @@ def test_keeping_skips_what_is_kept_and_never_fails_a_write(app: Path) -> None:
     assert deploy.json("show", "production")["status"] == "current"  # type: ignore[index]
 
     store = open_store(app)
-    result = keep.retain(store.git, "staging", ["0" * 40])
+    result = keepalive.retain(store.git, "staging", ["0" * 40])
     assert result.missing == ["0" * 40] and result.added == []
 
 
@@ -316,7 +317,7 @@ def test_rebuild_regenerates_the_keep_alive_ref_from_the_timeline(app: Path) -> 
     # chained commits of a bounded number of parents each
     for line in git(app, "rev-list", "--parents", "--first-parent",
                     "refs/deployments-kept/production").splitlines():
-        assert len(line.split()) - 1 <= keep.PARENTS_PER_COMMIT + 1
+        assert len(line.split()) - 1 <= keepalive.PARENTS_PER_COMMIT + 1
     git(app, "reset", "-q", "--hard", "HEAD~20")
     prune_everything(app)
     assert all(exists(app, c) for c in deployed)

@@ -348,7 +348,7 @@ class Doctor:
                 yield path
 
     def _ref_lock(self, path: Path) -> None:
-        from git_deployments.history.keep import KEPT_PREFIX
+        from git_deployments.core.keepalive import KEPT_PREFIX
 
         relative = self._relative(path)
         ref = relative.removeprefix("logs/").removesuffix(".lock")

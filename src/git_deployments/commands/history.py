@@ -641,8 +641,9 @@ class _Progress:
 
 
 def cmd_keep(ctx: Any, targets: list[str] | None = None, as_json: bool = False) -> int:
-    from git_deployments.history import questions as history
+    from git_deployments.core.keepalive import kept_ref
     from git_deployments.history import keep
+    from git_deployments.history import questions as history
 
     store = ctx.store
     keys = targets or store.keys()
@@ -654,7 +655,7 @@ def cmd_keep(ctx: Any, targets: list[str] | None = None, as_json: bool = False) 
         results.append((key, keep.rebuild(ctx.git, key, scan), _other_repositories(store, scan)))
     out = Output(as_json)
     if as_json:
-        out.json([{"target": key, "ref": keep.kept_ref(key), "kept": len(kept.added),
+        out.json([{"target": key, "ref": kept_ref(key), "kept": len(kept.added),
                    "missing": kept.missing, "other_repositories": others}
                   for key, kept, others in results])
         return 0
@@ -662,7 +663,7 @@ def cmd_keep(ctx: Any, targets: list[str] | None = None, as_json: bool = False) 
         out.line("no targets yet")
     for key, kept, others in results:
         out.line(f"{key}: keeps {_plural(len(kept.added), 'deployed commit')} "
-                 f"({keep.kept_ref(key)})")
+                 f"({kept_ref(key)})")
         for commit in kept.missing:
             out.line(f"  missing {commit} (not in this repository: never fetched, or pruned "
                      "before it was kept)")

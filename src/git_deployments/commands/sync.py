@@ -88,7 +88,7 @@ def cmd_backups(ctx: Any, prune: bool = False, drop: str | None = None,
 
 
 def cmd_init(ctx: Any, remote: str | None = None) -> int:
-    from git_deployments.sharing.sync import fetch_refspec, resolve_remote, run_git
+    from git_deployments.sharing.sync import fetch_refspec, resolve_remote
 
     git = ctx.git
     name = resolve_remote(git, remote)
@@ -99,7 +99,7 @@ def cmd_init(ctx: Any, remote: str | None = None) -> int:
         out.line(f"{setting} already has {refspec}: 'git fetch {name}' brings the deployment "
                  "timelines")
         return 0
-    result = run_git(git, ["config", "--add", setting, refspec])
+    result = git.run_git(["config", "--add", setting, refspec])
     if result.returncode != 0:
         raise DeployError(f"cannot change {setting}: {result.stderr.strip()}")
     out.line(f"added {refspec} to {setting}: 'git fetch {name}' now brings the deployment "

@@ -365,10 +365,10 @@ class Store:
         """Make the commits the change's records point at reachable from the keep-alive ref,
         so gc never prunes them; best effort: the write has happened whatever this does."""
         try:
-            from git_deployments.history import keep
+            from git_deployments.core import keepalive
 
             records = result.change.records.values()
-            keep.retain(self.git, key, keep.home_commits(result.change.target, records))
+            keepalive.retain(self.git, key, keepalive.home_commits(result.change.target, records))
         except Exception:  # noqa: BLE001 - never fail a recorded write over its keep-alive ref
             pass
 

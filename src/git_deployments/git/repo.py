@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pygit2
 
 from git_deployments.errors import DeployError, InternalError, NotFound
+
+if TYPE_CHECKING:
+    from git_deployments.git.program import Finished
 
 TOOL_NAME = "git-deploy"
 TOOL_EMAIL = "git-deploy@localhost"
@@ -96,6 +100,13 @@ class GitRepo:
         if name == ".git":
             name = base.parent.name
         return name.removesuffix(".git") or "repo"
+
+    def run_git(self, args: Sequence[str], *, stdin: str | None = None) -> Finished:
+        """`git <args>` in this repository, through the one runner of the git program; from
+        its top level, where git resolves a relative path such as a remote's URL."""
+        from git_deployments.git import program
+
+        return program.run(self.git_dir, args, stdin=stdin, cwd=self.workdir or self.git_dir)
 
     def config_get(self, name: str) -> str | None:
         try:

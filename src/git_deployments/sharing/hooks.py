@@ -251,9 +251,7 @@ def render_script(hook: str, python: str | None) -> str:
 
 def hooks_dir(git: GitRepo) -> Path:
     """Where git runs this repository's hooks (core.hooksPath when set)."""
-    from git_deployments.sharing.sync import run_git
-
-    result = run_git(git, ["rev-parse", "--git-path", "hooks"])
+    result = git.run_git(["rev-parse", "--git-path", "hooks"])
     if result.returncode != 0 or not result.stdout.strip():
         raise DeployError(f"cannot find the hooks directory: {result.stderr.strip()}")
     base = git.workdir or git.git_dir
