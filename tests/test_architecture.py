@@ -116,7 +116,7 @@ def edges(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
 
 def test_the_graph_is_read(graph: dict[str, set[str]]) -> None:
     # the walk finds the imports it must judge, lazy ones included
-    assert "git_deployments.core.store" in graph["git_deployments.cli"]
+    assert "git_deployments.core.store" in graph["git_deployments.commands.context"]
     assert "git_deployments.core.machine" in graph["git_deployments.core.store"]
     assert "git_deployments.git.repo" in graph["git_deployments.core.store"]
 

@@ -13,6 +13,7 @@ from git_deployments.commands.common import (
     add_write_options,
     count,
     number,
+    runs,
     target_key,
 )
 from git_deployments.errors import DeployError
@@ -20,6 +21,7 @@ from git_deployments.core.model import REPOSITORY_PATTERN
 from git_deployments.commands.output import Output
 
 if TYPE_CHECKING:
+    from git_deployments.commands.context import Context
     from git_deployments.history.questions import Commit, RepoRange
     from git_deployments.core.model import Deployment
 
@@ -33,7 +35,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("number", type=number, nargs="?")
     _max_count(p)
     add_json(p)
-    p.set_defaults(func=cmd_commits)
+    runs(p, lambda ctx, a: cmd_commits(ctx, target=a.target, number=a.number,
+                                       max_count=a.max_count, as_json=a.as_json))
 
     p = subparsers.add_parser(
         "pending", help="commits on the branch not yet in the current deployment",
@@ -44,7 +47,8 @@ def register(subparsers: Any) -> None:
                    help="the branch to compare with (default: the deployed branch)")
     _max_count(p)
     add_json(p)
-    p.set_defaults(func=cmd_pending)
+    runs(p, lambda ctx, a: cmd_pending(ctx, target=a.target, branch=a.branch,
+                                       max_count=a.max_count, as_json=a.as_json))
 
     p = subparsers.add_parser(
         "contains", help="which targets run a commit, and the deployment that first shipped it",
@@ -57,7 +61,8 @@ def register(subparsers: Any) -> None:
                    help="the repository the commit is in, by the name targets give it (default: "
                         "this one, else any repository the targets record that has it)")
     add_json(p)
-    p.set_defaults(func=cmd_contains)
+    runs(p, lambda ctx, a: cmd_contains(ctx, commit=a.commit, targets=a.targets,
+                                        repository=a.repository, as_json=a.as_json))
 
     p = subparsers.add_parser(
         "compare", help="what one target's current deployment has that another's has not",
@@ -66,7 +71,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("a", type=target_key, metavar="TARGET_A")
     p.add_argument("b", type=target_key, metavar="TARGET_B")
     add_json(p)
-    p.set_defaults(func=cmd_compare)
+    runs(p, lambda ctx, a: cmd_compare(ctx, a=a.a, b=a.b, as_json=a.as_json))
 
     p = subparsers.add_parser(
         "issues", help="merges and issue references in what a deployment brought",
@@ -77,7 +82,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("number", type=number, nargs="?")
     _max_count(p)
     add_json(p)
-    p.set_defaults(func=cmd_issues)
+    runs(p, lambda ctx, a: cmd_issues(ctx, target=a.target, number=a.number,
+                                      max_count=a.max_count, as_json=a.as_json))
 
     p = subparsers.add_parser(
         "rollback", help="redeploy an earlier successful deployment on purpose",
@@ -95,7 +101,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--ext-label", metavar="LABEL", help="label of an external link")
     p.add_argument("--ext-url", metavar="URL", help="URL of the external link")
     add_write_options(p)
-    p.set_defaults(func=cmd_rollback)
+    runs(p, lambda ctx, a: cmd_rollback(ctx, target=a.target, to=a.to, finish=a.finish,
+                                        version=a.version, description=a.description,
+                                        reason=a.reason, ext_label=a.ext_label,
+                                        ext_url=a.ext_url, as_json=a.as_json))
 
     p = subparsers.add_parser(
         "import-tags", help="build a target's history from release tags",
@@ -107,7 +116,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--branch", help="the branch the releases were made on (default: HEAD's)")
     p.add_argument("--dry-run", action="store_true", help="show what would be imported")
     add_json(p)
-    p.set_defaults(func=cmd_import_tags)
+    runs(p, lambda ctx, a: cmd_import_tags(ctx, target=a.target, pattern=a.pattern,
+                                           branch=a.branch, dry_run=a.dry_run,
+                                           as_json=a.as_json))
 
     p = subparsers.add_parser(
         "keep", help="rebuild the refs that keep deployed commits from being pruned",
@@ -116,7 +127,7 @@ def register(subparsers: Any) -> None:
                     "lacks.")
     p.add_argument("targets", type=target_key, nargs="*", metavar="TARGET")
     add_json(p)
-    p.set_defaults(func=cmd_keep)
+    runs(p, lambda ctx, a: cmd_keep(ctx, targets=a.targets, as_json=a.as_json))
 
 
 def _max_count(p: Any) -> None:
@@ -261,7 +272,7 @@ def brought_summary(store: Any, key: str, record: Deployment
 # --- commits -------------------------------------------------------------------------------------
 
 
-def cmd_commits(ctx: Any, target: str, number: int | None = None,
+def cmd_commits(ctx: Context, target: str, number: int | None = None,
                 max_count: int | None = None, as_json: bool = False) -> int:
     from git_deployments.history import questions as history
 
@@ -286,7 +297,7 @@ def cmd_commits(ctx: Any, target: str, number: int | None = None,
 # --- pending -------------------------------------------------------------------------------------
 
 
-def cmd_pending(ctx: Any, target: str, branch: str | None = None,
+def cmd_pending(ctx: Context, target: str, branch: str | None = None,
                 max_count: int | None = None, as_json: bool = False) -> int:
     from git_deployments.history import questions as history
 
@@ -327,7 +338,7 @@ def cmd_pending(ctx: Any, target: str, branch: str | None = None,
 # --- contains ------------------------------------------------------------------------------------
 
 
-def cmd_contains(ctx: Any, commit: str, targets: list[str] | None = None,
+def cmd_contains(ctx: Context, commit: str, targets: list[str] | None = None,
                  repository: str | None = None, as_json: bool = False) -> int:
     from datetime import UTC, datetime
 
@@ -376,7 +387,7 @@ def cmd_contains(ctx: Any, commit: str, targets: list[str] | None = None,
 # --- compare -------------------------------------------------------------------------------------
 
 
-def cmd_compare(ctx: Any, a: str, b: str, as_json: bool = False) -> int:
+def cmd_compare(ctx: Context, a: str, b: str, as_json: bool = False) -> int:
     from git_deployments.history import questions as history
 
     result = history.compare(ctx.store, a, b)
@@ -427,7 +438,7 @@ def cmd_compare(ctx: Any, a: str, b: str, as_json: bool = False) -> int:
 # --- issues --------------------------------------------------------------------------------------
 
 
-def cmd_issues(ctx: Any, target: str, number: int | None = None,
+def cmd_issues(ctx: Context, target: str, number: int | None = None,
                max_count: int | None = None, as_json: bool = False) -> int:
     from git_deployments.history import questions as history
 
@@ -482,7 +493,7 @@ def default_rollback(snap: Any, index: Any) -> int:
                       "to")
 
 
-def cmd_rollback(ctx: Any, target: str, to: int | None = None, finish: bool = False,
+def cmd_rollback(ctx: Context, target: str, to: int | None = None, finish: bool = False,
                  version: str | None = None, description: str | None = None,
                  reason: str | None = None, ext_label: str | None = None,
                  ext_url: str | None = None, as_json: bool = False) -> int:
@@ -501,7 +512,7 @@ def cmd_rollback(ctx: Any, target: str, to: int | None = None, finish: bool = Fa
         external_link=intake.external_link(ext_label, ext_url))
     result = ctx.write(request)
     if as_json:
-        return report(ctx, result, as_json)
+        return report(result, as_json)
     out = Output()
     out.line(result.change.subject)
     for effect in result.change.effects:
@@ -523,7 +534,7 @@ def _natural(text: str) -> list[Any]:
             for part in re.split(r"(\d+)", text) if part]
 
 
-def cmd_import_tags(ctx: Any, target: str, pattern: str = "v*", branch: str | None = None,
+def cmd_import_tags(ctx: Context, target: str, pattern: str = "v*", branch: str | None = None,
                     dry_run: bool = False, as_json: bool = False) -> int:
     import fnmatch
     from datetime import UTC, datetime
@@ -640,7 +651,7 @@ class _Progress:
 # --- keep ----------------------------------------------------------------------------------------
 
 
-def cmd_keep(ctx: Any, targets: list[str] | None = None, as_json: bool = False) -> int:
+def cmd_keep(ctx: Context, targets: list[str] | None = None, as_json: bool = False) -> int:
     from git_deployments.core.keepalive import kept_ref
     from git_deployments.history import keep
     from git_deployments.history import questions as history

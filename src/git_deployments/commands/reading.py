@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import heapq
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from git_deployments.commands.common import add_json, count, number, target_key
+from git_deployments.commands.common import add_json, count, number, runs, target_key
 from git_deployments.errors import NotFound
 from git_deployments.core.model import Deployment, Status
 from git_deployments.commands.output import Output, deployment_json
 from git_deployments.core.timeutil import iso, relative, span
+
+if TYPE_CHECKING:
+    from git_deployments.commands.context import Context
 
 NEWEST_SCAN = 1000  # how far back `show` looks past deleted deployments for the newest one
 
@@ -19,7 +22,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("status", help="what runs where, what is in flight (the default)")
     p.add_argument("--all", action="store_true", help="include archived targets")
     add_json(p)
-    p.set_defaults(func=cmd_status)
+    runs(p, lambda ctx, a: cmd_status(ctx, all=a.all, as_json=a.as_json))
 
     p = subparsers.add_parser("list", help="a target's deployments, newest first")
     p.add_argument("target", type=target_key)
@@ -27,19 +30,20 @@ def register(subparsers: Any) -> None:
                    help="only these statuses (repeatable)")
     p.add_argument("-n", "--limit", type=count, default=50, help="at most this many (0: all)")
     add_json(p)
-    p.set_defaults(func=cmd_list)
+    runs(p, lambda ctx, a: cmd_list(ctx, target=a.target, status=a.status, limit=a.limit,
+                                    as_json=a.as_json))
 
     p = subparsers.add_parser("show", help="one deployment in full (default: the newest)")
     p.add_argument("target", type=target_key)
     p.add_argument("number", type=number, nargs="?")
     add_json(p)
-    p.set_defaults(func=cmd_show)
+    runs(p, lambda ctx, a: cmd_show(ctx, target=a.target, number=a.number, as_json=a.as_json))
 
     p = subparsers.add_parser("log", help="the timeline of changes, newest first")
     p.add_argument("target", type=target_key, nargs="?")
     p.add_argument("-n", "--limit", type=count, default=50, help="at most this many (0: all)")
     add_json(p)
-    p.set_defaults(func=cmd_log)
+    runs(p, lambda ctx, a: cmd_log(ctx, target=a.target, limit=a.limit, as_json=a.as_json))
 
 
 # --- status ------------------------------------------------------------------------------------
@@ -88,7 +92,7 @@ def pending_count(git: Any, target: Any, current: Deployment | None) -> int | No
     return total
 
 
-def cmd_status(ctx: Any, all: bool = False, as_json: bool = False) -> int:
+def cmd_status(ctx: Context, all: bool = False, as_json: bool = False) -> int:
     store = ctx.store
     out = Output(as_json)
     rows = [target_status(store, key) for key in store.keys()]
@@ -140,7 +144,7 @@ def newest_first(snap: Any, index: Any, statuses: set[str] | None, limit: int) -
     return found
 
 
-def cmd_list(ctx: Any, target: str, status: list[str] | None = None, limit: int = 50,
+def cmd_list(ctx: Context, target: str, status: list[str] | None = None, limit: int = 50,
              as_json: bool = False) -> int:
     snap = ctx.store.existing(target)
     _, index = snap.require()
@@ -171,7 +175,7 @@ def deployed_by(record: Deployment) -> str:
     return record.history[-1].by
 
 
-def cmd_show(ctx: Any, target: str, number: int | None = None, as_json: bool = False) -> int:
+def cmd_show(ctx: Context, target: str, number: int | None = None, as_json: bool = False) -> int:
     snap = ctx.store.existing(target)
     _, index = snap.require()
     if number is None:
@@ -182,9 +186,10 @@ def cmd_show(ctx: Any, target: str, number: int | None = None, as_json: bool = F
             raise NotFound(no_deployments(target, index))
         record = newest[0]
     else:
-        record = snap.record(number)
-        if record is None:
+        numbered = snap.record(number)
+        if numbered is None:
             raise NotFound(f"target '{target}' has no deployment #{number}")
+        record = numbered
     from git_deployments.commands.history import brought_summary
 
     # the way from a deployment to its commits (git deploy commits)
@@ -229,22 +234,27 @@ def log_entry(key: str, info: Any) -> dict[str, Any]:
     from git_deployments.core.store import parse_trailers
 
     trailers = parse_trailers(info.message)
+
+    def first(name: str) -> str | None:
+        values = trailers.get(name)
+        return values[0] if values else None
+
     subject = info.message.split("\n", 1)[0]
-    number_text = (trailers.get("Deploy-Number") or [None])[0]
+    number_text = first("Deploy-Number")
     return {
         "target": key,
         "timeline_commit": info.id,
         "at": iso(datetime.fromtimestamp(info.author_time, UTC)),
         "by": str(info.author),
         "subject": subject,
-        "op": (trailers.get("Deploy-Op") or [None])[0],
+        "op": first("Deploy-Op"),
         "number": int(number_text) if number_text and number_text.isdigit() else None,
-        "status": (trailers.get("Deploy-Status") or [None])[0],
+        "status": first("Deploy-Status"),
         "also": trailers.get("Deploy-Also", []),
     }
 
 
-def cmd_log(ctx: Any, target: str | None = None, limit: int = 50, as_json: bool = False) -> int:
+def cmd_log(ctx: Context, target: str | None = None, limit: int = 50, as_json: bool = False) -> int:
     store = ctx.store
     keys = [target] if target else store.keys()
     if target:
