@@ -57,39 +57,27 @@ def clock() -> datetime:
 
 
 def target_status(store: Any, key: str) -> dict[str, Any]:
-    """One target's summary, from its index and at most a few records: O(1) in history."""
+    """One target's summary, from its index and at most a few records: O(1) in history (the
+    pending count walks at most PENDING_CAP commits)."""
+    from git_deployments.history.counting import pending_count
+
     snap = store.snapshot(key)
     target, index = snap.require()
     current = snap.record(index.current) if index.current else None
     in_flight = snap.record(index.in_flight) if index.in_flight else None
     scheduled = [r for r in (snap.record(n) for n in sorted({e.number for e in index.scheduled}))
                  if r is not None]
+    pending = pending_count(store.git, target, current)
     return {
         "target": key, "name": target.name, "archived": target.archived,
         "current": deployment_json(key, current) if current else None,
         "current_since": iso(current.since) if current else None,
         "in_flight": deployment_json(key, in_flight) if in_flight else None,
         "scheduled": [deployment_json(key, r) for r in scheduled],
-        "pending": pending_count(store.git, target, current),
+        "pending": pending.count, "pending_capped": pending.capped,
         "deployments": index.count,
         "timeline_commit": snap.tip,
     }
-
-
-def pending_count(git: Any, target: Any, current: Deployment | None) -> int | None:
-    """Commits on the current deployment's branch tip that it does not contain yet."""
-    if current is None:
-        return None
-    total = None
-    for ref in current.commits:
-        if ref.repository != target.repository or not ref.commit:
-            continue
-        tip = git.branch_tip(ref.branch)
-        if tip is None or not git.has_object(ref.commit):
-            continue
-        ahead = git.ahead_behind(tip, ref.commit)[0]
-        total = (total or 0) + ahead
-    return total
 
 
 def cmd_status(ctx: Context, all: bool = False, as_json: bool = False) -> int:
@@ -116,7 +104,8 @@ def cmd_status(ctx: Context, all: bool = False, as_json: bool = False) -> int:
             f"#{flight.number} {out.status(flight.status)} {flight.version or ''} "
             f"for {span(flight.since, now)}" if flight else "-",
             ", ".join(f"#{_record(s).number}" for s in row["scheduled"]) or "-",
-            "-" if row["pending"] is None else str(row["pending"]),
+            "-" if row["pending"] is None else
+            f"{row['pending']}{'+' if row['pending_capped'] else ''}",
         ))
     out.table(["TARGET", "CURRENT", "FOR", "IN FLIGHT", "SCHEDULED", "PENDING"], table)
     return 0

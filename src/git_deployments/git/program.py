@@ -10,8 +10,6 @@ output read back from a temporary file, which is quicker than a pipe for a long 
 from __future__ import annotations
 
 import os
-import subprocess
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +61,10 @@ def run(git_dir: Path, args: Sequence[str], *, stdin: str | None = None,
         cwd: Path | None = None, home: bool = True) -> Finished:
     """`git --git-dir=<git_dir> <args>`, run to its end; a DeployError only when git cannot be
     started. `cwd` matters where git resolves a relative path (a remote's URL)."""
+    # imported here: a command that never starts git (status, most writes) does not pay for it
+    import subprocess
+    import tempfile
+
     command = ("git", f"--git-dir={git_dir}", *args)
     with tempfile.TemporaryFile() as out:
         try:

@@ -350,10 +350,16 @@ class GitRepo:
             return None, commit
         return head.shorthand, commit
 
-    def ahead_behind(self, local: str, upstream: str) -> tuple[int, int]:
-        """(commits in `local` not in `upstream`, commits in `upstream` not in `local`)."""
-        ahead, behind = self.repo.ahead_behind(local, upstream)
-        return int(ahead), int(behind)
+    def commit_links(self, oid: str) -> tuple[int, tuple[str, ...]] | None:
+        """A commit's committer time and parents' ids, what a history walk orders by; None
+        for one this repository lacks (past a shallow clone's boundary)."""
+        try:
+            commit = self.repo[oid]
+        except (KeyError, ValueError):
+            return None
+        if not isinstance(commit, pygit2.Commit):
+            return None
+        return commit.commit_time, tuple(str(parent) for parent in commit.parent_ids)
 
     def describe(self, commit: str) -> str:
         """`git describe --tags --always` of a commit."""
