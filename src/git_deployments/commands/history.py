@@ -529,97 +529,47 @@ def cmd_rollback(ctx: Context, target: str, to: int | None = None, finish: bool 
 # --- import-tags ---------------------------------------------------------------------------------
 
 
-def _natural(text: str) -> list[Any]:
-    return [(0, int(part), "") if part.isdigit() else (1, 0, part)
-            for part in re.split(r"(\d+)", text) if part]
-
-
 def cmd_import_tags(ctx: Context, target: str, pattern: str = "v*", branch: str | None = None,
                     dry_run: bool = False, as_json: bool = False) -> int:
-    import fnmatch
     from datetime import UTC, datetime
 
-    from git_deployments.history import questions as history
-
-    from git_deployments.core import intake
-    from git_deployments.core.model import CommitRef, CreateTarget, Deploy, branch_is_valid
     from git_deployments.core.timeutil import iso
+    from git_deployments.history.tags import plan_import
 
     git = ctx.git
-    tags = []
-    for name, _ in git.list_refs("refs/tags/"):
-        if fnmatch.fnmatchcase(name[len("refs/tags/"):], pattern):
-            info = git.tag_info(name)
-            if info is not None:
-                tags.append(info)
-    if not tags:
-        raise DeployError(f"no tag matches {pattern!r} (tags that lead to a commit)")
-    tags.sort(key=lambda t: (t.time, _natural(t.name)))
-    branch = branch or git.head()[0]
-    if branch is None:
-        raise DeployError("HEAD is detached: pass --branch, the branch the releases were made on")
-    if not branch_is_valid(branch):
-        raise DeployError(f"invalid branch name {branch!r}")
-    snap = ctx.store.snapshot(target)
-    exists = snap.tip is not None
-    home = git.default_repository_name()
-    skipped = []
-    todo = tags
-    if exists:
-        recorded_target, _ = snap.require()
-        if recorded_target.archived:
-            raise DeployError(f"target '{target}' is archived; 'git deploy target unarchive "
-                              f"{target}' to use it")
-        home = recorded_target.repository
-        scan = history.scan_timeline(git, target)
-        seen = {(t.version, c) for t in scan.deployments.values() if t.status != "deleted"
-                for r, _, c in t.commits or [] if r == home}
-        todo = [t for t in tags if (t.name, t.commit) not in seen]
-        skipped = [t for t in tags if (t.name, t.commit) in seen]
-        newest = git.commit_info(snap.tip).author_time
-        older = [t for t in todo if t.time < newest]
-        if older:
-            raise DeployError(
-                f"tag {older[0].name} ({iso(datetime.fromtimestamp(older[0].time, UTC))}) is "
-                f"older than the newest change of target '{target}' "
-                f"({iso(datetime.fromtimestamp(newest, UTC))}); history is appended in time "
-                "order: import into a new target, or narrow --pattern")
+    plan = plan_import(ctx.store, target, pattern, branch)
     out = Output(as_json)
     planned = [{"tag": t.name, "commit": t.commit,
                 "at": iso(datetime.fromtimestamp(t.time, UTC)), "by": str(t.person)}
-               for t in todo]
+               for t in plan.todo]
+    skipped = [t.name for t in plan.skipped]
     if dry_run:
         if as_json:
-            out.json({"target": target, "dry_run": True, "create_target": not exists,
-                      "imported": planned, "skipped": [t.name for t in skipped]})
+            out.json({"target": target, "dry_run": True, "create_target": plan.create,
+                      "imported": planned, "skipped": skipped})
         else:
-            out.line(f"would import {_plural(len(todo), 'tag')} into '{target}'"
-                     f"{'' if exists else ' (a new target)'} on branch {branch}"
+            out.line(f"would import {_plural(len(plan.todo), 'tag')} into '{target}'"
+                     f"{' (a new target)' if plan.create else ''} on branch {plan.branch}"
                      f"{f'; {len(skipped)} imported already' if skipped else ''}")
             for entry in planned:
                 out.line(f"  {entry['at']}  {entry['tag']}  {entry['commit'][:10]}")
         return 0
-    if not exists:
-        ctx.write(intake.new_request(CreateTarget, git, target, repository=home, settings={},
-                                     at=datetime.fromtimestamp(tags[0].time, UTC)))
-    progress = _Progress(len(todo))
+    create = plan.create_request(git)
+    if create is not None:
+        ctx.write(create)
+    progress = _Progress(len(plan.todo))
     imported = []
-    for i, tag in enumerate(todo):
-        request = intake.new_request(
-            Deploy, git, target, op="finish", version=tag.name,
-            commits=[CommitRef(repository=home, branch=branch, commit=tag.commit)],
-            at=datetime.fromtimestamp(tag.time, UTC), by=str(tag.person),
-            reason=f"imported from tag {tag.name}")
+    for i, (_, request) in enumerate(plan.requests(git)):
         result = ctx.write(request)
         imported.append({**planned[i], "number": result.change.number})
         progress.step(i + 1)
     progress.done()
     if as_json:
-        out.json({"target": target, "dry_run": False, "create_target": not exists,
-                  "imported": imported, "skipped": [t.name for t in skipped]})
+        out.json({"target": target, "dry_run": False, "create_target": plan.create,
+                  "imported": imported, "skipped": skipped})
         return 0
     out.line(f"imported {_plural(len(imported), 'tag')} into '{target}'"
-             f"{'' if exists else ' (created)'}"
+             f"{' (created)' if plan.create else ''}"
              f"{f'; {len(skipped)} imported already' if skipped else ''}")
     if imported:
         out.line(f"  #{imported[0]['number']} {imported[0]['tag']} .. "

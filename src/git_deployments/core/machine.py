@@ -208,10 +208,10 @@ class _Apply:
             raise RuleViolation(
                 f"deployment #{record.number} has {MAX_HISTORY} status changes, the most kept; "
                 "create a new deployment instead")
-        change = StatusChange(status=status, at=self.req.at, by=self.req.by, op=self.op_name,
+        change = StatusChange(status=status, at=self.moment, by=self.req.by, op=self.op_name,
                               reason=reason)
         new = record.model_copy(update={
-            **updates, "status": status, "updated_at": self.req.at,
+            **updates, "status": status, "updated_at": self.moment,
             "history": [*record.history, change],
         })
         new = Deployment.model_validate(new.model_dump())
@@ -222,7 +222,7 @@ class _Apply:
 
     def update(self, record: Deployment, **updates: object) -> Deployment:
         new = Deployment.model_validate({**record.model_dump(), **updates,
-                                         "updated_at": self.req.at})
+                                         "updated_at": self.moment})
         self.put(record, None)
         self.put(None, new)
         return new
@@ -232,14 +232,21 @@ class _Apply:
         number = self.index.next_number
         record = Deployment(
             number=number, version=version, status=status, commits=commits,
-            created_at=self.req.at, updated_at=self.req.at,
-            history=[StatusChange(status=status, at=self.req.at, by=self.req.by,
+            created_at=self.moment, updated_at=self.moment,
+            history=[StatusChange(status=status, at=self.moment, by=self.req.by,
                                   op=self.op_name, reason=reason)],
             **fields,  # type: ignore[arg-type]
         )
         self.put(None, record)
         self.effects.append(Effect(number, None, status))
         return record
+
+    @property
+    def moment(self) -> datetime:
+        """When what the request records happened: when it is recorded, unless a finish or fail
+        says it happened earlier (history imported from tags)."""
+        happened: datetime | None = getattr(self.req, "happened_at", None)
+        return happened or self.req.at
 
     @property
     def op_name(self) -> str:
@@ -378,6 +385,12 @@ class _Apply:
         self.check_repositories(req.commits)
         if req.number is not None and req.op not in ("finish", "fail"):
             raise RuleViolation(f"{req.op} does not take a deployment number")
+        if req.happened_at is not None:
+            if req.op not in ("finish", "fail"):
+                raise RuleViolation(f"{req.op} records what happens now; only finish and fail "
+                                    "record a deployment that happened earlier")
+            if req.happened_at > req.at:
+                raise RuleViolation("a deployment cannot have happened after it was recorded")
         if req.rollback_to is not None:
             return self.rollback(req)
         if req.op == "schedule":

@@ -731,6 +731,8 @@ class Deploy(Request):
     rollback_to: int | None = Field(default=None, ge=1)
     # finish/fail: exactly this deployment, which must be in flight (what `run` started)
     number: int | None = Field(default=None, ge=1)
+    # finish/fail recorded after the fact (history imported from tags): the records' time
+    happened_at: Moment | None = None
 
 
 class SetStatus(Request):
