@@ -11,10 +11,10 @@ import pytest
 
 from conftest import Deploy, git, make_commit
 from git_deployments.core import keepalive
-from git_deployments.history import keep
-from git_deployments.git.repo import open_repository
 from git_deployments.core.store import open_store
 from git_deployments.core.verify import verify_commit
+from git_deployments.git.repo import open_repository
+from git_deployments.history import keep
 
 
 def one_error(result: subprocess.CompletedProcess[str]) -> str:

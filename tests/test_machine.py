@@ -7,7 +7,6 @@ from datetime import timedelta
 import pytest
 
 from git_deployments.core import machine
-from git_deployments.errors import InternalError, NotFound, RuleViolation
 from git_deployments.core.model import (
     ArchiveTarget,
     Comment,
@@ -20,8 +19,8 @@ from git_deployments.core.model import (
     Status,
     Timeout,
 )
-
-from machine_helpers import A, B, C, AncestryOracle, Memory, ref
+from git_deployments.errors import InternalError, NotFound, RuleViolation
+from machine_helpers import A, AncestryOracle, B, C, Memory, ref
 
 
 @pytest.fixture

@@ -98,7 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if debug:
             raise
-        print(f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"internal error: {type(exc).__name__}: {first_line}"
               " (run with --debug for the traceback)", file=sys.stderr)
         return EXIT_INTERNAL
 
@@ -106,6 +107,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _discard_stdout() -> None:
     """Drop what could not be written, so the interpreter's exit does not try again."""
     try:
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until exit
+        sys.stdout = open(os.devnull, "w")  # lives until exit
     except OSError:
         pass

@@ -156,8 +156,7 @@ def cmd_deploy(ctx: Context, op: str, options: DeployOptions, at: str | None = N
 def deploy_request(ctx: Context, op: str, options: DeployOptions, at: str | None = None,
                    number: int | None = None) -> Deploy:
     """The Deploy request a schedule/start/finish/fail command line asks for."""
-    from git_deployments.core import ci
-    from git_deployments.core import intake
+    from git_deployments.core import ci, intake
     from git_deployments.core.model import Deploy
     from git_deployments.core.timeutil import parse_datetime
 
@@ -226,8 +225,8 @@ def cmd_delete(ctx: Context, target: str, number: int, as_json: bool = False) ->
 def cmd_comment(ctx: Context, target: str, number: int | None, message: str,
                 as_json: bool = False) -> int:
     from git_deployments.core import intake
-    from git_deployments.errors import DeployError
     from git_deployments.core.model import Comment
+    from git_deployments.errors import DeployError
 
     if not message.strip():
         raise DeployError("invalid comment: it is empty")

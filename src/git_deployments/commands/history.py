@@ -16,14 +16,14 @@ from git_deployments.commands.common import (
     runs,
     target_key,
 )
-from git_deployments.errors import DeployError
-from git_deployments.core.model import REPOSITORY_PATTERN
 from git_deployments.commands.output import Output
+from git_deployments.core.model import REPOSITORY_PATTERN
+from git_deployments.errors import DeployError
 
 if TYPE_CHECKING:
     from git_deployments.commands.context import Context
-    from git_deployments.history.questions import Commit, RepoRange
     from git_deployments.core.model import Deployment
+    from git_deployments.history.questions import Commit, RepoRange
 
 
 def register(subparsers: Any) -> None:
@@ -342,8 +342,8 @@ def cmd_contains(ctx: Context, commit: str, targets: list[str] | None = None,
                  repository: str | None = None, as_json: bool = False) -> int:
     from datetime import UTC, datetime
 
-    from git_deployments.history import questions as history
     from git_deployments.core.timeutil import iso
+    from git_deployments.history import questions as history
 
     if repository is not None and not REPOSITORY_PATTERN.match(repository):
         raise DeployError(f"invalid repository name {repository!r}")
@@ -497,8 +497,8 @@ def cmd_rollback(ctx: Context, target: str, to: int | None = None, finish: bool 
                  version: str | None = None, description: str | None = None,
                  reason: str | None = None, ext_label: str | None = None,
                  ext_url: str | None = None, as_json: bool = False) -> int:
-    from git_deployments.core import intake
     from git_deployments.commands.deployments import report
+    from git_deployments.core import intake
     from git_deployments.core.model import Deploy
 
     snap = ctx.store.existing(target)

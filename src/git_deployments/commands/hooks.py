@@ -40,8 +40,8 @@ def cmd_install(ctx: Context, server: bool = False) -> int:
 
 
 def cmd_hook(ctx: Context, name: str) -> int:
-    from git_deployments.sharing import hooks
     from git_deployments.git.repo import open_repository
+    from git_deployments.sharing import hooks
 
     # from the environment: inside git's quarantine, GIT_DIR and the object directories git
     # sets make the pushed (not yet accepted) objects readable

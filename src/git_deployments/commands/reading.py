@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from git_deployments.commands.common import add_json, count, number, runs, target_key
-from git_deployments.errors import NotFound
-from git_deployments.core.model import Deployment, Status
 from git_deployments.commands.output import Output, deployment_json
+from git_deployments.core.model import Deployment, Status
 from git_deployments.core.timeutil import iso, relative, span
+from git_deployments.errors import NotFound
 
 if TYPE_CHECKING:
     from git_deployments.commands.context import Context
@@ -205,7 +205,8 @@ def print_deployment(out: Output, key: str, record: Deployment) -> None:
         link = record.external_link
         out.line(f"  link         {link.label} {link.url}".rstrip())
     if record.scheduled_for:
-        out.line(f"  planned for  {iso(record.scheduled_for)} ({relative(record.scheduled_for, now)})")
+        out.line(f"  planned for  {iso(record.scheduled_for)} "
+                 f"({relative(record.scheduled_for, now)})")
     if record.rollback_of:
         out.line(f"  rollback     rolls back #{record.rollback_of}")
     out.line(f"  created      {iso(record.created_at)} ({relative(record.created_at, now)})")

@@ -6,8 +6,8 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from git_deployments.commands.common import Run, add_json, runs
-from git_deployments.errors import DeployError
 from git_deployments.commands.output import Output
+from git_deployments.errors import DeployError
 
 if TYPE_CHECKING:
     from git_deployments.commands.context import Context

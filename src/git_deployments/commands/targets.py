@@ -14,9 +14,9 @@ from git_deployments.commands.common import (
     runs,
     target_key,
 )
-from git_deployments.errors import DeployError
 from git_deployments.commands.output import Output
 from git_deployments.core.timeutil import format_duration, iso
+from git_deployments.errors import DeployError
 
 if TYPE_CHECKING:
     from git_deployments.commands.context import Context

@@ -6,8 +6,8 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from git_deployments.commands.common import add_json, runs, target_key
-from git_deployments.errors import DeployError, UsageError
 from git_deployments.commands.output import Output
+from git_deployments.errors import DeployError, UsageError
 
 if TYPE_CHECKING:
     from git_deployments.commands.context import Context
@@ -156,8 +156,7 @@ def cmd_watch(ctx: Context, watch_repo: str | None = None, quiet: bool = False,
 def cmd_sweep(ctx: Context, now: str | None = None, watch_repo: str | None = None,
               quiet: bool = False, verbose: bool = False, as_json: bool = False) -> int:
     from git_deployments.core.intake import clock
-    from git_deployments.core.timeutil import parse_datetime
-    from git_deployments.core.timeutil import iso
+    from git_deployments.core.timeutil import iso, parse_datetime
     from git_deployments.watch.daemon import Log, Watcher, instance_lock
     from git_deployments.watch.notify import DETAIL
 

@@ -15,9 +15,9 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from git_deployments.core.model import COMMIT_PATTERN, Deployment, Target
 from git_deployments.errors import DeployError
 from git_deployments.git.repo import TOOL_EMAIL, TOOL_NAME, GitRepo, Person, RaceLost
-from git_deployments.core.model import COMMIT_PATTERN, Deployment, Target
 
 KEPT_PREFIX = "refs/deployments-kept/"
 # parents per chain commit when rebuilding: octopus commits with thousands of parents are legal

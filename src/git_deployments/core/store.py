@@ -12,11 +12,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-
 from git_deployments.core import records
+from git_deployments.core.model import Deployment, Index, Request, Target, key_problem
 from git_deployments.errors import ConflictError, CorruptRecord, DeployError, NotFound
 from git_deployments.git.repo import CommitInfo, GitRepo, Person, RaceLost, open_repository
-from git_deployments.core.model import Deployment, Index, Request, Target, key_problem
 
 if TYPE_CHECKING:
     from typing import Protocol
@@ -413,7 +412,7 @@ def compose_message(request: Request, change: Change) -> str:
     lines = [change.subject.replace("\n", " ")[:200], ""]
     if change.body:
         lines += [change.body.strip(), ""]
-    op = str(getattr(request, "op"))
+    op = str(getattr(request, "op"))  # noqa: B009 - each operation declares its op
     trailers = [("Deploy-Op", op)]
     record = change.records.get(change.number) if change.number is not None else None
     if change.number is not None:

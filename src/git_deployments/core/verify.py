@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from git_deployments.core import machine
-
-from git_deployments.core import records
-from git_deployments.errors import CorruptRecord, DeployError
-from git_deployments.git.repo import GitRepo
+from git_deployments.core import machine, records
 from git_deployments.core.model import CreateTarget, Request
 from git_deployments.core.store import GitOracle, TreeSnapshot, parse_trailers, recorded_request
+from git_deployments.errors import CorruptRecord, DeployError
+from git_deployments.git.repo import GitRepo
 
 
 class _Recorded:

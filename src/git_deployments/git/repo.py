@@ -253,7 +253,8 @@ class GitRepo:
             head, _, rest = path.partition("/")
             grouped.setdefault(head, {})[rest] = data
         base = self.repo[base_tree] if base_tree else None
-        builder = self.repo.TreeBuilder(base) if base is not None else self.repo.TreeBuilder()
+        builder = self.repo.TreeBuilder(base.peel(pygit2.Tree)) if base is not None else \
+            self.repo.TreeBuilder()
         for name, sub in grouped.items():
             if "" in sub:  # a file directly in this tree
                 data = sub[""]
@@ -428,7 +429,8 @@ def open_repository(path: str | os.PathLike[str] | None = None) -> GitRepo:
     Opening from the environment honours GIT_DIR and the object directories git sets while a
     hook runs in quarantine.
     """
-    flags = pygit2.enums.RepositoryOpenFlag.FROM_ENV if path is None else 0
+    flags = pygit2.enums.RepositoryOpenFlag.FROM_ENV if path is None else \
+        pygit2.enums.RepositoryOpenFlag.DEFAULT
     start = str(path) if path is not None else os.getcwd()
     try:
         if path is None and not os.environ.get("GIT_DIR"):

@@ -18,9 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from git_deployments.errors import CorruptRecord, DeployError, NotFound
-from git_deployments.git import program
-from git_deployments.git.repo import GitRepo
 from git_deployments.core.model import (
     COMMIT_PATTERN,
     REPOSITORY_PATTERN,
@@ -37,6 +34,9 @@ from git_deployments.core.store import (
     TreeSnapshot,
     parse_trailers,
 )
+from git_deployments.errors import CorruptRecord, DeployError, NotFound
+from git_deployments.git import program
+from git_deployments.git.repo import GitRepo
 
 FIRST_MAX_COUNT = 100  # how much of a first deployment's history is listed by default
 _DATE = "--date=format-local:%Y-%m-%dT%H:%M:%SZ"
@@ -755,18 +755,18 @@ def _elsewhere(store: Store, scans: list[TimelineScan], spec: str, wanted: str |
                               "--target to ask one target")
         raise DeployError(f"{spec!r} names different commits in repositories "
                           f"{', '.join(names)}; pass --repository NAME")
-    (commit, names), = resolved.items()
-    asked: dict[str, _Asked] = {}
+    (commit, found_under), = resolved.items()
+    by_key: dict[str, _Asked] = {}
     for scan, name, repo, problem in per_target:
-        if name not in names or scan.key in asked:
+        if name not in found_under or scan.key in by_key:
             continue
         if repo is not None and not repo.is_commit(commit):
             repo, problem = None, (f"commit {commit[:12]} is missing from this target's "
                                    f"repository '{name}' at its recorded location")
-        asked[scan.key] = _Asked(scan, name, repo, problem)
+        by_key[scan.key] = _Asked(scan, name, repo, problem)
     for scan in scans:  # targets without that repository never shipped the commit
-        asked.setdefault(scan.key, _Asked(scan, sorted(names)[0], None, None))
-    return commit, [asked[scan.key] for scan in scans], holder[commit]
+        by_key.setdefault(scan.key, _Asked(scan, sorted(found_under)[0], None, None))
+    return commit, [by_key[scan.key] for scan in scans], holder[commit]
 
 
 def commit_summary(git: GitRepo, commit: str) -> str:

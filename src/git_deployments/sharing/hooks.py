@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from git_deployments.errors import DeployError
-from git_deployments.git.repo import GitRepo
 from git_deployments.core.model import key_problem
 from git_deployments.core.store import REF_PREFIX
+from git_deployments.errors import DeployError
+from git_deployments.git.repo import GitRepo
 
 HOOKS = ("pre-receive", "post-receive")
 MARKER = "# git-deployments hook script"

@@ -17,8 +17,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from git_deployments.errors import ConflictError, DeployError
-from git_deployments.git.repo import CommitInfo, GitRepo, RaceLost
 from git_deployments.core.model import Request, key_problem
 from git_deployments.core.store import (
     REF_PREFIX,
@@ -28,6 +26,8 @@ from git_deployments.core.store import (
     recorded_request,
     ref_name,
 )
+from git_deployments.errors import ConflictError, DeployError
+from git_deployments.git.repo import CommitInfo, GitRepo, RaceLost
 
 DEFAULT_REMOTE = "origin"
 BACKUP_PREFIX = "refs/deployments-backup/"
@@ -419,7 +419,7 @@ def push_tips(git: GitRepo, remote: str, updates: list[tuple[str, str, str | Non
     said = [line for line in said if line]
     remote_errors = [line for line in said if "error: " in line]
     outcomes = []
-    for key, new, expected in updates:
+    for key, new, _ in updates:
         found = lines.get(ref_name(key))
         if found is None:
             raise DeployError(f"cannot push to '{remote}': {result.reason()}")

@@ -20,12 +20,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from git_deployments.errors import DeployError, NotFound
-from git_deployments.git.program import Finished
-from git_deployments.git.repo import CommitInfo, GitRepo
 from git_deployments.core.model import Status
 from git_deployments.core.store import Store
 from git_deployments.core.timeutil import format_duration, iso
+from git_deployments.errors import DeployError, NotFound
+from git_deployments.git.program import Finished
+from git_deployments.git.repo import CommitInfo, GitRepo
 
 SECTION = "deploy-subscription"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
