@@ -13,9 +13,6 @@ PACKAGE = "git_deployments"
 SOURCE = Path(__file__).resolve().parent.parent / "src" / PACKAGE
 FRONT_ENDS = ("cli", "commands", "web")
 SERVICES = ("history", "sharing", "watch", "care")
-# the watcher's events still take their shape from `git deploy log` (commands/reading.py)
-# until core/timeline.py gives both the same one; no other edge may cross into commands/
-KNOWN_EXCEPTIONS = {("git_deployments.watch.notify", "git_deployments.commands.reading")}
 
 
 def module_name(path: Path) -> str:
@@ -127,14 +124,8 @@ def test_no_import_cycles(graph: dict[str, set[str]]) -> None:
 
 def test_nothing_below_a_front_end_imports_one(graph: dict[str, set[str]]) -> None:
     wrong = [(a, b) for a, b in edges(graph)
-             if room(b) in ("commands", "web") and room(a) not in FRONT_ENDS
-             and (a, b) not in KNOWN_EXCEPTIONS]
+             if room(b) in ("commands", "web") and room(a) not in FRONT_ENDS]
     assert wrong == []
-
-
-def test_the_known_exceptions_still_exist(graph: dict[str, set[str]]) -> None:
-    # once an exception is gone it must leave this list, so it can never come back unseen
-    assert [edge for edge in KNOWN_EXCEPTIONS if edge[1] not in graph.get(edge[0], ())] == []
 
 
 def test_core_imports_no_service_or_front_end(graph: dict[str, set[str]]) -> None:

@@ -13,13 +13,9 @@ import pytest
 from conftest import git
 from git_deployments.core import records
 from git_deployments.core.model import CreateTarget, Deploy, Request
-from git_deployments.core.store import (
-    Store,
-    open_store,
-    parse_trailers,
-    record_path,
-    recorded_request,
-)
+from git_deployments.core.store import Store, open_store, record_path
+from git_deployments.core.timeline import recorded_request
+from git_deployments.core.timeline import trailers as parse_trailers
 from git_deployments.errors import ConflictError, CorruptRecord
 from git_deployments.git.repo import RaceLost
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from git_deployments.core.model import key_problem
-from git_deployments.core.store import REF_PREFIX, Store, ref_name
+from git_deployments.core.store import Store, ref_name
+from git_deployments.core.timeline import REF_PREFIX
 from git_deployments.errors import DeployError
 
 # A lock file younger than this may belong to a git process that is writing right now (git's own

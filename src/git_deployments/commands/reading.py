@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import heapq
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from git_deployments.commands.common import add_json, count, number, runs, target_key
@@ -221,27 +221,9 @@ def print_deployment(out: Output, key: str, record: Deployment) -> None:
 
 
 def log_entry(key: str, info: Any) -> dict[str, Any]:
-    from git_deployments.core.store import parse_trailers
+    from git_deployments.core.timeline import entry
 
-    trailers = parse_trailers(info.message)
-
-    def first(name: str) -> str | None:
-        values = trailers.get(name)
-        return values[0] if values else None
-
-    subject = info.message.split("\n", 1)[0]
-    number_text = first("Deploy-Number")
-    return {
-        "target": key,
-        "timeline_commit": info.id,
-        "at": iso(datetime.fromtimestamp(info.author_time, UTC)),
-        "by": str(info.author),
-        "subject": subject,
-        "op": first("Deploy-Op"),
-        "number": int(number_text) if number_text and number_text.isdigit() else None,
-        "status": first("Deploy-Status"),
-        "also": trailers.get("Deploy-Also", []),
-    }
+    return entry(key, info).as_json()
 
 
 def cmd_log(ctx: Context, target: str | None = None, limit: int = 50, as_json: bool = False) -> int:

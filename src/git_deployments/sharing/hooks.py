@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from git_deployments.core.model import key_problem
-from git_deployments.core.store import REF_PREFIX
+from git_deployments.core.timeline import REF_PREFIX
 from git_deployments.errors import DeployError
 from git_deployments.git.repo import GitRepo
 
