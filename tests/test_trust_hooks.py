@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import Deploy, git, make_commit
+from test_hooks import forge, push, refused, shared  # noqa: F401
+from test_sync import CloneFactory, check_every_commit, clone, ref_of, server  # noqa: F401
+
 from git_deployments.core.model import MAX_LINE
 from git_deployments.git.repo import Person, open_repository
 from git_deployments.sharing import hooks
-from test_hooks import forge, push, refused, shared  # noqa: F401
-from test_sync import CloneFactory, check_every_commit, clone, ref_of, server  # noqa: F401
 
 REF = "refs/deployments/production"
 KEPT = "refs/deployments-kept/production"
@@ -49,7 +49,7 @@ def run_installed_hook(server: Path, name: str,  # noqa: F811
                        data: bytes) -> subprocess.CompletedProcess[bytes]:
     """The installed hook script, run as git runs it, on an input git itself would never write
     (a git server in front of it, or a chained hook, might)."""
-    return subprocess.run([str(server / "hooks" / name)], cwd=server, input=data,
+    return subprocess.run([str(server / "hooks" / name)], cwd=server, input=data, check=False,
                           capture_output=True, env={**os.environ, "GIT_DIR": str(server)})
 
 
@@ -118,8 +118,8 @@ def test_a_malformed_input_line_refuses_the_whole_push(shared: Deploy, server: P
     result = run_installed_hook(server, "pre-receive", data)
     assert result.returncode == 1
     assert result.stderr.decode().splitlines() == [
-        "error: the whole push is refused: line 2 of the hook's input is not "
-        "'<old id> <new id> <ref>'"]
+        ("error: the whole push is refused: line 2 of the hook's input is not "
+         "'<old id> <new id> <ref>'")]
 
 
 def test_the_installed_scripts_wake_for_every_ref_they_guard(shared: Deploy,  # noqa: F811
@@ -215,8 +215,8 @@ def test_pushes_to_bookkeeping_refs_are_refused(clone: CloneFactory,  # noqa: F8
         no_internal_error(result)
         prefix = ref.split("/")[1]
         assert refused(result) == [
-            f"error: {ref}: refs/{prefix}/ is this repository's own bookkeeping, kept by the "
-            "repository itself; a push may not create, move or delete it"], refspec
+            (f"error: {ref}: refs/{prefix}/ is this repository's own bookkeeping, kept by the "
+             "repository itself; a push may not create, move or delete it")], refspec
         assert server_refs(server) == before, refspec
 
     attempt(f"{forged}:{KEPT}", KEPT)
@@ -304,7 +304,8 @@ def test_hostile_objects_are_refused_with_a_reason(shared: Deploy, server: Path,
 def test_a_ref_name_that_is_not_utf8_is_refused(shared: Deploy, server: Path) -> None:  # noqa: F811
     ref = b"refs/deployments/\xff".decode("utf-8", "surrogateescape")
     result = subprocess.run(["git", "push", "origin", f"{REF}:{ref}"], cwd=shared.cwd,
-                            capture_output=True, env={**os.environ, "LC_ALL": "C.UTF-8"})
+                            check=False, capture_output=True,
+                            env={**os.environ, "LC_ALL": "C.UTF-8"})
     stderr = result.stderr.decode("utf-8", "replace")
     assert result.returncode != 0 and "internal error" not in stderr
     assert "remote: error: refs/deployments/\\udcff: not a target key" in stderr

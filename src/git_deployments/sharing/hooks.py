@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
 
-from git_deployments.errors import DeployError
-from git_deployments.git.repo import GitRepo
 from git_deployments.core.model import MAX_LINE, key_problem
 from git_deployments.core.store import REF_PREFIX
+from git_deployments.errors import DeployError
+from git_deployments.git.repo import GitRepo
 from git_deployments.history.keep import KEPT_PREFIX
 from git_deployments.sharing.sync import BACKUP_PREFIX
 
