@@ -221,6 +221,12 @@ def test_pushes_to_bookkeeping_refs_are_refused(clone: CloneFactory,  # noqa: F8
 
     attempt(f"{forged}:{KEPT}", KEPT)
     attempt(f"{REF}:{backup}", backup)
+    # a ref named like one of the directories would block every ref under it
+    for reserved in ("refs/deployments", "refs/deployments-kept", "refs/deployments-backup"):
+        result = push(a, f"{REF}:{reserved}")
+        assert refused(result) == [f"error: {reserved}: this name is reserved for the refs "
+                                   f"under {reserved}/; a push may not create it"]
+        assert ref_of(server, reserved) is None
     a("finish", "production", "--commit", "app:main:HEAD", "--sync")
     assert ref_of(server, KEPT) is not None  # the server's own
     git(server, "update-ref", backup, git(server, "rev-parse", REF))

@@ -203,6 +203,10 @@ def pre_receive(git: GitRepo, updates: list[RefUpdate], env: Mapping[str, str]) 
             refusals.append(f"{update.ref}: {bookkeeping} is this repository's own bookkeeping, "
                             "kept by the repository itself; a push may not create, move or "
                             "delete it")
+        elif update.ref + "/" in (REF_PREFIX, *BOOKKEEPING_PREFIXES):
+            # a ref named like the directory would stop every ref under it being created
+            refusals.append(f"{update.ref}: this name is reserved for the refs under "
+                            f"{update.ref}/; a push may not create it")
         elif update.ref.startswith(REF_PREFIX):
             refusal = check_update(git, update, policy)
             if refusal:
