@@ -212,6 +212,7 @@ def verify_incoming(git: GitRepo, key: str, local: str | None,
     its records. The local timeline is the cache: its commits were checked when they came in
     (or were written here), so a pull verifies only what is new."""
     from git_deployments.core import verify
+    from git_deployments.core.timeutil import now
 
     kind = git.object_kind(theirs)
     if kind != "commit":
@@ -225,9 +226,10 @@ def verify_incoming(git: GitRepo, key: str, local: str | None,
         incoming = _first_parents(git, theirs, base)
     except DeployError as exc:
         return Unverified(key, theirs, f"its history cannot be read ({exc})")
+    checked_at = now()  # the hook's clock rule: changes dated far from it do not come in
     for info in reversed(incoming):
         try:
-            verify.verify_commit(git, key, info.id)
+            verify.verify_commit(git, key, info.id, now=checked_at)
         except DeployError as exc:
             return Unverified(key, info.id, _without_short(str(exc), info.id))
     if base is None:
