@@ -281,7 +281,7 @@ def hostile(deploy: Deploy, case: str) -> tuple[str, str, str]:
         return f"{forged}:{REF}", REF, "no 'format' file; not a git-deployments timeline"
     if case == "deep-request":
         forged = commit(body=b"x\n\nDeploy-Request: " + b"[" * 50_000 + b"\n")
-        return f"{forged}:{REF}", REF, f"{forged[:12]}: cannot be read: nested too deeply"
+        return f"{forged}:{REF}", REF, f"{forged[:12]}: recorded request is nested too deeply"
     if case == "unknown-encoding":
         forged = commit(header + b"\nencoding no-such-codec")
         return f"{forged}:{REF}", REF, "declares an unknown message encoding 'no-such-codec'"

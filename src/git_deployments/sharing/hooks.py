@@ -174,9 +174,12 @@ def _check_update(git: GitRepo, update: RefUpdate, policy: Policy) -> str | None
         info = git.commit_info(tip)
         new_commits.append(info.id)
         tip = info.parents[0] if info.parents else None
+    from git_deployments.core.timeutil import now
+
+    checked_at = now()  # changes dated far ahead of the server's clock, or behind, are refused
     for commit in reversed(new_commits):
         try:
-            verified = verify.verify_commit(git, key, commit)
+            verified = verify.verify_commit(git, key, commit, now=checked_at)
         except CorruptRecord as exc:
             return f"{ref}: {exc}"
         except Exception as exc:  # noqa: BLE001 - named with the commit that caused it
