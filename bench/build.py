@@ -151,9 +151,9 @@ def timeline_stream(key: str, deployments: int, commits: list[str],
     commit, cycling through `commits` (a new current; the previous one becomes completed): one
     change per deployment."""
     from git_deployments.core import machine
-    from git_deployments.git.repo import TOOL_EMAIL, TOOL_NAME, Person
     from git_deployments.core.model import CommitRef, CreateTarget, Deploy, TargetSettings
     from git_deployments.core.store import changed_files, compose_message, ref_name
+    from git_deployments.git.repo import TOOL_EMAIL, TOOL_NAME, Person
 
     snap = MemorySnapshot()
     oracle = LinearHistory(commits)

@@ -12,7 +12,6 @@ import pytest
 
 from conftest import Deploy, git
 
-
 # --- planting commits with git plumbing (shared with the reliability suite) -------------------
 
 

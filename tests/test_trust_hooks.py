@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Deploy, git, make_commit
-from test_hooks import forge, push, refused, shared  # noqa: F401
-from test_sync import CloneFactory, check_every_commit, clone, ref_of, server  # noqa: F401
 
+from conftest import Deploy, git, make_commit
 from git_deployments.core.model import MAX_LINE
 from git_deployments.git.repo import Person, open_repository
 from git_deployments.sharing import hooks
+from test_hooks import forge, push, refused, shared  # noqa: F401
+from test_sync import CloneFactory, check_every_commit, clone, ref_of, server  # noqa: F401
 
 REF = "refs/deployments/production"
 KEPT = "refs/deployments-kept/production"

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import heapq
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from git_deployments.commands.common import add_json, count, number, target_key
-from git_deployments.errors import NotFound
-from git_deployments.core.model import Deployment, Status
+from git_deployments.commands.common import add_json, count, number, runs, target_key
 from git_deployments.commands.output import Output, deployment_json
+from git_deployments.core.model import Deployment, Status
 from git_deployments.core.timeutil import iso, relative, span
+from git_deployments.errors import NotFound
+
+if TYPE_CHECKING:
+    from git_deployments.commands.context import Context
 
 NEWEST_SCAN = 1000  # how far back `show` looks past deleted deployments for the newest one
 
@@ -19,7 +22,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("status", help="what runs where, what is in flight (the default)")
     p.add_argument("--all", action="store_true", help="include archived targets")
     add_json(p)
-    p.set_defaults(func=cmd_status)
+    runs(p, lambda ctx, a: cmd_status(ctx, all=a.all, as_json=a.as_json))
 
     p = subparsers.add_parser("list", help="a target's deployments, newest first")
     p.add_argument("target", type=target_key)
@@ -27,19 +30,20 @@ def register(subparsers: Any) -> None:
                    help="only these statuses (repeatable)")
     p.add_argument("-n", "--limit", type=count, default=50, help="at most this many (0: all)")
     add_json(p)
-    p.set_defaults(func=cmd_list)
+    runs(p, lambda ctx, a: cmd_list(ctx, target=a.target, status=a.status, limit=a.limit,
+                                    as_json=a.as_json))
 
     p = subparsers.add_parser("show", help="one deployment in full (default: the newest)")
     p.add_argument("target", type=target_key)
     p.add_argument("number", type=number, nargs="?")
     add_json(p)
-    p.set_defaults(func=cmd_show)
+    runs(p, lambda ctx, a: cmd_show(ctx, target=a.target, number=a.number, as_json=a.as_json))
 
     p = subparsers.add_parser("log", help="the timeline of changes, newest first")
     p.add_argument("target", type=target_key, nargs="?")
     p.add_argument("-n", "--limit", type=count, default=50, help="at most this many (0: all)")
     add_json(p)
-    p.set_defaults(func=cmd_log)
+    runs(p, lambda ctx, a: cmd_log(ctx, target=a.target, limit=a.limit, as_json=a.as_json))
 
 
 # --- status ------------------------------------------------------------------------------------
@@ -53,42 +57,30 @@ def clock() -> datetime:
 
 
 def target_status(store: Any, key: str) -> dict[str, Any]:
-    """One target's summary, from its index and at most a few records: O(1) in history."""
+    """One target's summary, from its index and at most a few records: O(1) in history (the
+    pending count walks at most PENDING_CAP commits)."""
+    from git_deployments.history.counting import pending_count
+
     snap = store.snapshot(key)
     target, index = snap.require()
     current = snap.record(index.current) if index.current else None
     in_flight = snap.record(index.in_flight) if index.in_flight else None
     scheduled = [r for r in (snap.record(n) for n in sorted({e.number for e in index.scheduled}))
                  if r is not None]
+    pending = pending_count(store.git, target, current)
     return {
         "target": key, "name": target.name, "archived": target.archived,
         "current": deployment_json(key, current) if current else None,
         "current_since": iso(current.since) if current else None,
         "in_flight": deployment_json(key, in_flight) if in_flight else None,
         "scheduled": [deployment_json(key, r) for r in scheduled],
-        "pending": pending_count(store.git, target, current),
+        "pending": pending.count, "pending_capped": pending.capped,
         "deployments": index.count,
         "timeline_commit": snap.tip,
     }
 
 
-def pending_count(git: Any, target: Any, current: Deployment | None) -> int | None:
-    """Commits on the current deployment's branch tip that it does not contain yet."""
-    if current is None:
-        return None
-    total = None
-    for ref in current.commits:
-        if ref.repository != target.repository or not ref.commit:
-            continue
-        tip = git.branch_tip(ref.branch)
-        if tip is None or not git.has_object(ref.commit):
-            continue
-        ahead = git.ahead_behind(tip, ref.commit)[0]
-        total = (total or 0) + ahead
-    return total
-
-
-def cmd_status(ctx: Any, all: bool = False, as_json: bool = False) -> int:
+def cmd_status(ctx: Context, all: bool = False, as_json: bool = False) -> int:
     store = ctx.store
     out = Output(as_json)
     rows = [target_status(store, key) for key in store.keys()]
@@ -112,7 +104,8 @@ def cmd_status(ctx: Any, all: bool = False, as_json: bool = False) -> int:
             f"#{flight.number} {out.status(flight.status)} {flight.version or ''} "
             f"for {span(flight.since, now)}" if flight else "-",
             ", ".join(f"#{_record(s).number}" for s in row["scheduled"]) or "-",
-            "-" if row["pending"] is None else str(row["pending"]),
+            "-" if row["pending"] is None else
+            f"{row['pending']}{'+' if row['pending_capped'] else ''}",
         ))
     out.table(["TARGET", "CURRENT", "FOR", "IN FLIGHT", "SCHEDULED", "PENDING"], table)
     return 0
@@ -140,7 +133,7 @@ def newest_first(snap: Any, index: Any, statuses: set[str] | None, limit: int) -
     return found
 
 
-def cmd_list(ctx: Any, target: str, status: list[str] | None = None, limit: int = 50,
+def cmd_list(ctx: Context, target: str, status: list[str] | None = None, limit: int = 50,
              as_json: bool = False) -> int:
     snap = ctx.store.existing(target)
     _, index = snap.require()
@@ -171,7 +164,7 @@ def deployed_by(record: Deployment) -> str:
     return record.history[-1].by
 
 
-def cmd_show(ctx: Any, target: str, number: int | None = None, as_json: bool = False) -> int:
+def cmd_show(ctx: Context, target: str, number: int | None = None, as_json: bool = False) -> int:
     snap = ctx.store.existing(target)
     _, index = snap.require()
     if number is None:
@@ -182,9 +175,10 @@ def cmd_show(ctx: Any, target: str, number: int | None = None, as_json: bool = F
             raise NotFound(no_deployments(target, index))
         record = newest[0]
     else:
-        record = snap.record(number)
-        if record is None:
+        numbered = snap.record(number)
+        if numbered is None:
             raise NotFound(f"target '{target}' has no deployment #{number}")
+        record = numbered
     from git_deployments.commands.history import brought_summary
 
     # the way from a deployment to its commits (git deploy commits)
@@ -211,7 +205,8 @@ def print_deployment(out: Output, key: str, record: Deployment) -> None:
         link = record.external_link
         out.line(f"  link         {link.label} {link.url}".rstrip())
     if record.scheduled_for:
-        out.line(f"  planned for  {iso(record.scheduled_for)} ({relative(record.scheduled_for, now)})")
+        out.line(f"  planned for  {iso(record.scheduled_for)} "
+                 f"({relative(record.scheduled_for, now)})")
     if record.rollback_of:
         out.line(f"  rollback     rolls back #{record.rollback_of}")
     out.line(f"  created      {iso(record.created_at)} ({relative(record.created_at, now)})")
@@ -231,7 +226,7 @@ def log_entry(key: str, info: Any) -> dict[str, Any]:
     return entry(key, info).as_json()
 
 
-def cmd_log(ctx: Any, target: str | None = None, limit: int = 50, as_json: bool = False) -> int:
+def cmd_log(ctx: Context, target: str | None = None, limit: int = 50, as_json: bool = False) -> int:
     store = ctx.store
     keys = [target] if target else store.keys()
     if target:

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from git_deployments.commands.common import (
+    Run,
     add_json,
     add_write_options,
     duration_or_off,
+    runs,
     target_key,
 )
-from git_deployments.errors import DeployError
 from git_deployments.commands.output import Output
 from git_deployments.core.timeutil import format_duration, iso
+from git_deployments.errors import DeployError
+
+if TYPE_CHECKING:
+    from git_deployments.commands.context import Context
+    from git_deployments.core.model import Target
 
 DEFAULT_HANGING = 30 * 60
 DEFAULT_FAILED = 120 * 60
@@ -29,30 +36,34 @@ def register(subparsers: Any) -> None:
     create.add_argument("key", type=target_key, help="unique key, e.g. production")
     _settings(create, creating=True)
     add_write_options(create)
-    create.set_defaults(func=cmd_create)
+    runs(create, lambda ctx, a: cmd_create(ctx, key=a.key,
+                                           options=SettingsOptions.parsed(a, creating=True),
+                                           as_json=a.as_json))
 
     edit = sub.add_parser("edit", help="change a target's settings")
     edit.add_argument("key", type=target_key)
     _settings(edit, creating=False)
     add_write_options(edit)
-    edit.set_defaults(func=cmd_edit)
+    runs(edit, lambda ctx, a: cmd_edit(ctx, key=a.key,
+                                       options=SettingsOptions.parsed(a, creating=False),
+                                       as_json=a.as_json))
 
     show = sub.add_parser("show", help="a target's settings and state")
     show.add_argument("key", type=target_key)
     add_json(show)
-    show.set_defaults(func=cmd_show)
+    runs(show, lambda ctx, a: cmd_show(ctx, key=a.key, as_json=a.as_json))
 
     listing = sub.add_parser("list", help="every target")
     listing.add_argument("--all", action="store_true", help="include archived targets")
     add_json(listing)
-    listing.set_defaults(func=cmd_list)
+    runs(listing, lambda ctx, a: cmd_list(ctx, all=a.all, as_json=a.as_json))
 
     for name, archived, text in (("archive", True, "hide a target (its history is kept)"),
                                  ("unarchive", False, "bring an archived target back")):
         p = sub.add_parser(name, help=text)
         p.add_argument("key", type=target_key)
         add_write_options(p)
-        p.set_defaults(func=cmd_archive, archived=archived)
+        runs(p, _archive(archived))
 
 
 def _settings(p: argparse.ArgumentParser, creating: bool) -> None:
@@ -84,6 +95,36 @@ def _settings(p: argparse.ArgumentParser, creating: bool) -> None:
                        help="stop scheduling on push")
 
 
+def _archive(archived: bool) -> Run:
+    return lambda ctx, a: cmd_archive(ctx, key=a.key, archived=archived, as_json=a.as_json)
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsOptions:
+    """What _settings reads from a command line (edit has two options create has not)."""
+
+    name: str | None
+    description: str | None
+    repository: list[str]
+    remove_repository: list[str]
+    manual_controls: bool | None
+    hanging_after: int | str | None
+    failed_after: int | str | None
+    start_requires_schedule: bool | None
+    schedule_on_push: list[str] | None
+    no_schedule_on_push: bool
+
+    @classmethod
+    def parsed(cls, a: argparse.Namespace, creating: bool) -> SettingsOptions:
+        return cls(name=a.name, description=a.description, repository=a.repository,
+                   remove_repository=[] if creating else a.remove_repository,
+                   manual_controls=a.manual_controls, hanging_after=a.hanging_after,
+                   failed_after=a.failed_after,
+                   start_requires_schedule=a.start_requires_schedule,
+                   schedule_on_push=a.schedule_on_push,
+                   no_schedule_on_push=False if creating else a.no_schedule_on_push)
+
+
 def _repositories(specs: list[str], existing: list[dict[str, Any]]) -> list[dict[str, Any]]:
     repos = [dict(r) for r in existing]
     for spec in specs:
@@ -98,7 +139,7 @@ def _repositories(specs: list[str], existing: list[dict[str, Any]]) -> list[dict
     return repos
 
 
-def _check_timeouts(settings: dict[str, Any], current: tuple[Any, Any]) -> None:
+def _check_timeouts(settings: dict[str, Any], current: tuple[int | None, int | None]) -> None:
     """A deployment must be able to hang before it fails: hanging after < failed after."""
     hanging = settings.get("hanging_after", current[0])
     failed = settings.get("failed_after", current[1])
@@ -107,57 +148,58 @@ def _check_timeouts(settings: dict[str, Any], current: tuple[Any, Any]) -> None:
                           f"be shorter than --failed-after ({format_duration(failed)})")
 
 
-def _settings_from(args: dict[str, Any], existing: list[dict[str, Any]]) -> dict[str, Any]:
+def _settings_from(options: SettingsOptions, existing: list[dict[str, Any]],
+                   current_timeouts: tuple[int | None, int | None] = (None, None)
+                   ) -> dict[str, Any]:
     settings: dict[str, Any] = {}
-    if args.get("name") is not None and not args["name"].strip():
+    if options.name is not None and not options.name.strip():
         raise DeployError("invalid name: must not be empty (the key is shown when none is set)")
-    for name in ("name", "description", "manual_controls", "start_requires_schedule",
-                 "schedule_on_push"):
-        if args.get(name) is not None:
-            settings[name] = args[name]
+    for name, given in (("name", options.name), ("description", options.description),
+                        ("manual_controls", options.manual_controls),
+                        ("start_requires_schedule", options.start_requires_schedule),
+                        ("schedule_on_push", options.schedule_on_push)):
+        if given is not None:
+            settings[name] = given
     if settings.get("schedule_on_push"):  # each branch once, in the order given
         settings["schedule_on_push"] = list(dict.fromkeys(settings["schedule_on_push"]))
-    if args.get("no_schedule_on_push"):
+    if options.no_schedule_on_push:
         settings["schedule_on_push"] = []
-    for name, default in (("hanging_after", DEFAULT_HANGING), ("failed_after", DEFAULT_FAILED)):
-        value = args.get(name)
+    for name, value, default in (("hanging_after", options.hanging_after, DEFAULT_HANGING),
+                                 ("failed_after", options.failed_after, DEFAULT_FAILED)):
         if value is not None:
             settings[name] = default if value == "on" else value
-    _check_timeouts(settings, args.get("current_timeouts") or (None, None))
-    repositories = _repositories(args.get("repository") or [], existing)
-    removed = set(args.get("remove_repository") or [])
-    if args.get("repository") or removed:
+    _check_timeouts(settings, current_timeouts)
+    repositories = _repositories(options.repository, existing)
+    removed = set(options.remove_repository)
+    if options.repository or removed:
         settings["repositories"] = [r for r in repositories if r["name"] not in removed]
     return settings
 
 
-def cmd_create(ctx: Any, key: str, as_json: bool = False, **args: Any) -> int:
+def cmd_create(ctx: Context, key: str, options: SettingsOptions, as_json: bool = False) -> int:
     from git_deployments.core import intake
     from git_deployments.core.model import CreateTarget
 
     git = ctx.git
     home = git.default_repository_name()
     existing = [{"name": home, "location": None}]
-    settings = _settings_from(args, existing)
+    settings = _settings_from(options, existing)
     settings.setdefault("repositories", existing)
-    if home in (args.get("remove_repository") or []):
-        raise DeployError(f"'{home}' holds the target's ref and cannot be removed")
     request = intake.new_request(CreateTarget, git, key, repository=home, settings=settings)
     result = ctx.write(request)
     return _print_target(Output(as_json), result.change.target, result.commit,
                          f"created target '{key}' (repository '{home}')")
 
 
-def cmd_edit(ctx: Any, key: str, as_json: bool = False, **args: Any) -> int:
+def cmd_edit(ctx: Context, key: str, options: SettingsOptions, as_json: bool = False) -> int:
     from git_deployments.core import intake
     from git_deployments.core.model import EditTarget
 
     target, _ = ctx.store.existing(key).require()
-    if target.repository in (args.get("remove_repository") or []):
+    if target.repository in options.remove_repository:
         raise DeployError(f"'{target.repository}' holds the target's ref and cannot be removed")
     existing = [r.model_dump() for r in target.repositories]
-    settings = _settings_from({**args, "current_timeouts": (target.hanging_after,
-                                                            target.failed_after)}, existing)
+    settings = _settings_from(options, existing, (target.hanging_after, target.failed_after))
     if not settings:
         raise DeployError("nothing to change: give at least one option (see "
                           "'git deploy target edit -h')")
@@ -167,7 +209,7 @@ def cmd_edit(ctx: Any, key: str, as_json: bool = False, **args: Any) -> int:
                          f"updated target '{key}'")
 
 
-def cmd_archive(ctx: Any, key: str, archived: bool, as_json: bool = False) -> int:
+def cmd_archive(ctx: Context, key: str, archived: bool, as_json: bool = False) -> int:
     from git_deployments.core import intake
     from git_deployments.core.model import ArchiveTarget
 
@@ -187,7 +229,7 @@ def _print_target(out: Output, target: Any, commit: str, message: str) -> int:
     return 0
 
 
-def target_json(target: Any) -> dict[str, Any]:
+def target_json(target: Target) -> dict[str, Any]:
     return target.model_dump(mode="json")
 
 
@@ -212,7 +254,7 @@ def describe_settings(target: Any) -> list[tuple[str, str]]:
     ]
 
 
-def cmd_show(ctx: Any, key: str, as_json: bool = False) -> int:
+def cmd_show(ctx: Context, key: str, as_json: bool = False) -> int:
     snap = ctx.store.existing(key)
     target, index = snap.require()
     out = Output(as_json)
@@ -227,7 +269,7 @@ def cmd_show(ctx: Any, key: str, as_json: bool = False) -> int:
     return 0
 
 
-def cmd_list(ctx: Any, all: bool = False, as_json: bool = False) -> int:
+def cmd_list(ctx: Context, all: bool = False, as_json: bool = False) -> int:
     store = ctx.store
     out = Output(as_json)
     rows = []

@@ -10,13 +10,20 @@ import uuid
 from datetime import datetime
 from typing import Any, TypeVar
 
-
 from git_deployments.core import ci
+from git_deployments.core.model import (
+    COMMIT_PATTERN,
+    REPOSITORY_PATTERN,
+    CommitRef,
+    ExternalLink,
+    Request,
+    Target,
+    branch_is_valid,
+    key_problem,
+)
+from git_deployments.core.timeutil import now, parse_datetime
 from git_deployments.errors import DeployError, NotFound, UsageError
 from git_deployments.git.repo import GitRepo, Person
-from git_deployments.core.model import COMMIT_PATTERN, CommitRef, ExternalLink, Request, Target
-from git_deployments.core.model import REPOSITORY_PATTERN, branch_is_valid, key_problem
-from git_deployments.core.timeutil import now, parse_datetime
 
 R = TypeVar("R", bound=Request)
 

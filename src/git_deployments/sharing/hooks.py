@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
 
+from git_deployments.core.keepalive import KEPT_PREFIX
 from git_deployments.core.model import MAX_LINE, key_problem
-from git_deployments.core.store import REF_PREFIX
+from git_deployments.core.timeline import REF_PREFIX
 from git_deployments.errors import DeployError
 from git_deployments.git.repo import GitRepo
-from git_deployments.history.keep import KEPT_PREFIX
 from git_deployments.sharing.sync import BACKUP_PREFIX
 
 HOOKS = ("pre-receive", "post-receive")
@@ -255,6 +255,7 @@ def _link(git: GitRepo, values: Mapping[str, str]) -> PushLink:
 def keep_pushed(git: GitRepo, updates: list[RefUpdate]) -> list[str]:
     """Keep the commits each pushed timeline change deployed reachable from the server's
     keep-alive refs, as a clone does after its own writes; returns what could not be done."""
+    from git_deployments.core import keepalive
     from git_deployments.history import keep
 
     problems = []
@@ -263,7 +264,7 @@ def keep_pushed(git: GitRepo, updates: list[RefUpdate]) -> list[str]:
         if not update.ref.startswith(REF_PREFIX) or update.new is None or key_problem(key):
             continue
         try:
-            keep.retain(git, key, keep.recorded_between(git, key, update.old, update.new))
+            keepalive.retain(git, key, keep.recorded_between(git, key, update.old, update.new))
         except Exception as exc:  # noqa: BLE001 - the push has landed whatever keeping does
             problems.append(f"{key}: cannot keep its deployed commits from gc ({_reason(exc)}); "
                             f"run 'git deploy keep {key}' on the server")
@@ -371,9 +372,7 @@ def render_script(hook: str, python: str | None) -> str:
 
 def hooks_dir(git: GitRepo) -> Path:
     """Where git runs this repository's hooks (core.hooksPath when set)."""
-    from git_deployments.sharing.sync import run_git
-
-    result = run_git(git, ["rev-parse", "--git-path", "hooks"])
+    result = git.run_git(["rev-parse", "--git-path", "hooks"])
     if result.returncode != 0 or not result.stdout.strip():
         raise DeployError(f"cannot find the hooks directory: {result.stderr.strip()}")
     base = git.workdir or git.git_dir
