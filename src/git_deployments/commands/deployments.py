@@ -6,8 +6,9 @@ import argparse
 from typing import Any, TextIO
 
 from git_deployments.commands.common import add_write_options, number, target_key
-from git_deployments.commands.output import Output, deployment_json
+from git_deployments.commands.output import Output
 from git_deployments.core.store import WriteResult
+from git_deployments.reading.deployments import write_json
 
 DEPLOY_HELP = {
     "schedule": "plan a deployment (updates the one scheduled for the same branch)",
@@ -88,14 +89,7 @@ def report(ctx: Any, result: WriteResult, as_json: bool, stream: TextIO | None =
     out = Output(as_json, stream)
     record = result.record
     if as_json:
-        data: dict[str, Any] = {"timeline_commit": result.commit,
-                                "effects": [{"number": e.number,
-                                             "from": str(e.old) if e.old else None,
-                                             "to": str(e.new) if e.new else None}
-                                            for e in result.change.effects]}
-        if record is not None:
-            data["deployment"] = deployment_json(result.key, record)
-        out.json(data)
+        out.json(write_json(result))
         return 0
     out.line(result.change.subject)
     for effect in result.change.effects:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import heapq
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
 from git_deployments.commands.common import add_json, count, number, target_key
-from git_deployments.errors import NotFound
 from git_deployments.core.model import Deployment, Status
-from git_deployments.commands.output import Output, deployment_json
+from git_deployments.commands.output import Output
 from git_deployments.core.timeutil import iso, relative, span
-
-NEWEST_SCAN = 1000  # how far back `show` looks past deleted deployments for the newest one
+from git_deployments.reading.deployments import deployment_json
 
 
 def register(subparsers: Any) -> None:
@@ -52,53 +51,23 @@ def clock() -> datetime:
     return intake_clock()
 
 
-def target_status(store: Any, key: str) -> dict[str, Any]:
-    """One target's summary, from its index and at most a few records: O(1) in history."""
-    snap = store.snapshot(key)
-    target, index = snap.require()
-    current = snap.record(index.current) if index.current else None
-    in_flight = snap.record(index.in_flight) if index.in_flight else None
-    scheduled = [r for r in (snap.record(n) for n in sorted({e.number for e in index.scheduled}))
-                 if r is not None]
-    return {
-        "target": key, "name": target.name, "archived": target.archived,
-        "current": deployment_json(key, current) if current else None,
-        "current_since": iso(current.since) if current else None,
-        "in_flight": deployment_json(key, in_flight) if in_flight else None,
-        "scheduled": [deployment_json(key, r) for r in scheduled],
-        "pending": pending_count(store.git, target, current),
-        "deployments": index.count,
-        "timeline_commit": snap.tip,
-    }
-
-
-def pending_count(git: Any, target: Any, current: Deployment | None) -> int | None:
-    """Commits on the current deployment's branch tip that it does not contain yet."""
-    if current is None:
-        return None
-    total = None
-    for ref in current.commits:
-        if ref.repository != target.repository or not ref.commit:
-            continue
-        tip = git.branch_tip(ref.branch)
-        if tip is None or not git.has_object(ref.commit):
-            continue
-        ahead = git.ahead_behind(tip, ref.commit)[0]
-        total = (total or 0) + ahead
-    return total
-
-
 def cmd_status(ctx: Any, all: bool = False, as_json: bool = False) -> int:
-    store = ctx.store
+    from git_deployments.reading.status import status
+
     out = Output(as_json)
-    rows = [target_status(store, key) for key in store.keys()]
-    rows = [r for r in rows if all or not r["archived"]]
+    entries = status(ctx.store, include_archived=all)
+    rows = [row for row in entries if "error" not in row]
+    unreadable = [row for row in entries if "error" in row]
+    code = 1 if unreadable else 0
     if as_json:
-        out.json(rows)
-        return 0
+        out.json(entries)
+        return code
+    for row in unreadable:
+        print(f"error: {row['error']}", file=sys.stderr)
     if not rows:
-        out.line("no targets yet; create one with 'git deploy target create <key>'")
-        return 0
+        if not unreadable:
+            out.line("no targets yet; create one with 'git deploy target create <key>'")
+        return code
     now = clock()
     table = []
     for row in rows:
@@ -115,7 +84,7 @@ def cmd_status(ctx: Any, all: bool = False, as_json: bool = False) -> int:
             "-" if row["pending"] is None else str(row["pending"]),
         ))
     out.table(["TARGET", "CURRENT", "FOR", "IN FLIGHT", "SCHEDULED", "PENDING"], table)
-    return 0
+    return code
 
 
 def _record(data: dict[str, Any] | None) -> Any:
@@ -128,20 +97,10 @@ def _record(data: dict[str, Any] | None) -> Any:
 # --- list and show -----------------------------------------------------------------------------
 
 
-def newest_first(snap: Any, index: Any, statuses: set[str] | None, limit: int) -> list[Deployment]:
-    """Records from the newest number down, reading only as many as needed."""
-    found: list[Deployment] = []
-    for n in range(index.next_number - 1, 0, -1):
-        if limit and len(found) >= limit:
-            break
-        record = snap.record(n)
-        if record is not None and (not statuses or record.status in statuses):
-            found.append(record)
-    return found
-
-
 def cmd_list(ctx: Any, target: str, status: list[str] | None = None, limit: int = 50,
              as_json: bool = False) -> int:
+    from git_deployments.reading.deployments import newest_first
+
     snap = ctx.store.existing(target)
     _, index = snap.require()
     found = newest_first(snap, index, set(status) if status else None, max(limit, 0))
@@ -172,29 +131,17 @@ def deployed_by(record: Deployment) -> str:
 
 
 def cmd_show(ctx: Any, target: str, number: int | None = None, as_json: bool = False) -> int:
-    snap = ctx.store.existing(target)
-    _, index = snap.require()
-    if number is None:
-        newest = newest_first(snap, index, None, 1)
-        if not newest:
-            from git_deployments.history.questions import no_deployments
+    from git_deployments.commands.history import brought_lines
+    from git_deployments.reading.deployments import show
 
-            raise NotFound(no_deployments(target, index))
-        record = newest[0]
-    else:
-        record = snap.record(number)
-        if record is None:
-            raise NotFound(f"target '{target}' has no deployment #{number}")
-    from git_deployments.commands.history import brought_summary
-
-    # the way from a deployment to its commits (git deploy commits)
-    brought, brought_lines = brought_summary(ctx.store, target, record)
+    shown = show(ctx.store, target, number)
     out = Output(as_json)
     if as_json:
-        out.json({**deployment_json(target, record), "brought": brought})
+        out.json(shown.as_json())
         return 0
-    print_deployment(out, target, record)
-    for line in brought_lines:
+    print_deployment(out, target, shown.record)
+    # the way from a deployment to its commits (git deploy commits)
+    for line in brought_lines(target, shown.record, shown.brought):
         out.line(line)
     return 0
 

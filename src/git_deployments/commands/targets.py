@@ -181,14 +181,12 @@ def cmd_archive(ctx: Any, key: str, archived: bool, as_json: bool = False) -> in
 
 def _print_target(out: Output, target: Any, commit: str, message: str) -> int:
     if out.as_json:
-        out.json({**target_json(target), "timeline_commit": commit})
+        from git_deployments.reading.targets import target_written
+
+        out.json(target_written(target, commit))
     else:
         out.line(message)
     return 0
-
-
-def target_json(target: Any) -> dict[str, Any]:
-    return target.model_dump(mode="json")
 
 
 def describe_settings(target: Any) -> list[tuple[str, str]]:
@@ -213,13 +211,13 @@ def describe_settings(target: Any) -> list[tuple[str, str]]:
 
 
 def cmd_show(ctx: Any, key: str, as_json: bool = False) -> int:
-    snap = ctx.store.existing(key)
-    target, index = snap.require()
     out = Output(as_json)
     if as_json:
-        out.json({**target_json(target), "index": index.model_dump(mode="json"),
-                  "timeline_commit": snap.tip})
+        from git_deployments.reading.targets import target_show
+
+        out.json(target_show(ctx.store, key))
         return 0
+    target, index = ctx.store.existing(key).require()
     out.line(out.bold(f"target {key}"))
     for label, value in describe_settings(target):
         out.line(f"  {label + ':':<25}{value}")
@@ -228,17 +226,12 @@ def cmd_show(ctx: Any, key: str, as_json: bool = False) -> int:
 
 
 def cmd_list(ctx: Any, all: bool = False, as_json: bool = False) -> int:
-    store = ctx.store
+    from git_deployments.reading.targets import target_entry, targets
+
     out = Output(as_json)
-    rows = []
-    for key in store.keys():
-        snap = store.snapshot(key)
-        target, index = snap.require()
-        if target.archived and not all:
-            continue
-        rows.append((target, index))
+    rows = targets(ctx.store, include_archived=all)
     if as_json:
-        out.json([{**target_json(t), "deployments": i.count} for t, i in rows])
+        out.json([target_entry(t, i) for t, i in rows])
         return 0
     if not rows:
         out.line("no targets; create one with 'git deploy target create <key>'")
