@@ -115,38 +115,18 @@ def deploy_request(ctx: Any, op: str, target: str | None, version: str | None,
                    ext_url: str | None, description: str | None, reason: str | None,
                    at: str | None = None, number: int | None = None) -> Any:
     """The Deploy request a schedule/start/finish/fail command line asks for."""
-    from git_deployments.core import ci
     from git_deployments.core import intake
-    from git_deployments.core.model import Deploy
-    from git_deployments.core.timeutil import parse_datetime
 
-    target = intake.default_target(target)
-    snap = ctx.store.existing(target)
-    record_target, _ = snap.require()
-    refs = intake.resolve_refs(ctx.git, record_target, commit, branch=branch, op=op)
-    context = ci.detect()
-    if version is None and context and context.version and (commit or op in ("schedule",
-                                                                            "start")):
-        version = context.version
-    fields: dict[str, Any] = {
-        "op": op, "commits": refs, "version": version, "description": description,
-        "reason": reason, "external_link": intake.external_link(ext_label, ext_url),
-    }
-    if at is not None:
-        fields["scheduled_for"] = parse_datetime(at, reference=intake.clock())
-    if number is not None:
-        fields["number"] = number
-    return intake.new_request(Deploy, ctx.git, target, **fields)
+    return intake.deploy_request(ctx.store, op, target, version=version, commits=commit,
+                                 branch=branch, ext_label=ext_label, ext_url=ext_url,
+                                 description=description, reason=reason, at=at, number=number)
 
 
 def cmd_set_status(ctx: Any, target: str, number: int, status: str, reason: str | None,
                    as_json: bool = False) -> int:
     from git_deployments.core import intake
-    from git_deployments.core.model import SetStatus
 
-    ctx.store.existing(target)
-    request = intake.new_request(SetStatus, ctx.git, target, number=number, status=status,
-                                 reason=reason)
+    request = intake.set_status_request(ctx.store, target, number, status, reason)
     return report(ctx, ctx.write(request), as_json)
 
 
@@ -154,42 +134,23 @@ def cmd_edit(ctx: Any, target: str, number: int, version: str | None, descriptio
              ext_label: str | None, ext_url: str | None, at: str | None,
              as_json: bool = False) -> int:
     from git_deployments.core import intake
-    from git_deployments.core.model import Edit
-    from git_deployments.core.timeutil import parse_datetime
 
-    _, record = ctx.store.deployment(target, number)
-    link = None
-    if ext_label is not None or ext_url is not None:
-        old = record.external_link
-        link = intake.external_link(
-            ext_label if ext_label is not None else (old.label if old else ""),
-            ext_url if ext_url is not None else (old.url if old else ""))
-    request = intake.new_request(
-        Edit, ctx.git, target, number=number, version=version, description=description,
-        external_link=link, scheduled_for=parse_datetime(at) if at else None)
+    request = intake.edit_request(ctx.store, target, number, version=version,
+                                  description=description, ext_label=ext_label,
+                                  ext_url=ext_url, at=at)
     return report(ctx, ctx.write(request), as_json)
 
 
 def cmd_delete(ctx: Any, target: str, number: int, as_json: bool = False) -> int:
     from git_deployments.core import intake
-    from git_deployments.core.model import Delete
 
-    ctx.store.deployment(target, number)
-    request = intake.new_request(Delete, ctx.git, target, number=number)
+    request = intake.delete_request(ctx.store, target, number)
     return report(ctx, ctx.write(request), as_json)
 
 
 def cmd_comment(ctx: Any, target: str, number: int | None, message: str,
                 as_json: bool = False) -> int:
     from git_deployments.core import intake
-    from git_deployments.errors import DeployError
-    from git_deployments.core.model import Comment
 
-    if not message.strip():
-        raise DeployError("invalid comment: it is empty")
-    if number is not None:
-        ctx.store.deployment(target, number)
-    else:
-        ctx.store.existing(target)
-    request = intake.new_request(Comment, ctx.git, target, number=number, text=message)
+    request = intake.comment_request(ctx.store, target, number, message)
     return report(ctx, ctx.write(request), as_json)

@@ -11,12 +11,8 @@ from git_deployments.commands.common import (
     duration_or_off,
     target_key,
 )
-from git_deployments.errors import DeployError
 from git_deployments.commands.output import Output
 from git_deployments.core.timeutil import format_duration, iso
-
-DEFAULT_HANGING = 30 * 60
-DEFAULT_FAILED = 120 * 60
 
 
 def register(subparsers: Any) -> None:
@@ -84,84 +80,19 @@ def _settings(p: argparse.ArgumentParser, creating: bool) -> None:
                        help="stop scheduling on push")
 
 
-def _repositories(specs: list[str], existing: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    repos = [dict(r) for r in existing]
-    for spec in specs:
-        name, sep, location = spec.partition("=")
-        entry = {"name": name, "location": location if sep and location else None}
-        for repo in repos:
-            if repo["name"] == name:
-                repo["location"] = entry["location"]
-                break
-        else:
-            repos.append(entry)
-    return repos
-
-
-def _check_timeouts(settings: dict[str, Any], current: tuple[Any, Any]) -> None:
-    """A deployment must be able to hang before it fails: hanging after < failed after."""
-    hanging = settings.get("hanging_after", current[0])
-    failed = settings.get("failed_after", current[1])
-    if isinstance(hanging, int) and isinstance(failed, int) and hanging >= failed:
-        raise DeployError(f"invalid timeouts: --hanging-after ({format_duration(hanging)}) must "
-                          f"be shorter than --failed-after ({format_duration(failed)})")
-
-
-def _settings_from(args: dict[str, Any], existing: list[dict[str, Any]]) -> dict[str, Any]:
-    settings: dict[str, Any] = {}
-    if args.get("name") is not None and not args["name"].strip():
-        raise DeployError("invalid name: must not be empty (the key is shown when none is set)")
-    for name in ("name", "description", "manual_controls", "start_requires_schedule",
-                 "schedule_on_push"):
-        if args.get(name) is not None:
-            settings[name] = args[name]
-    if settings.get("schedule_on_push"):  # each branch once, in the order given
-        settings["schedule_on_push"] = list(dict.fromkeys(settings["schedule_on_push"]))
-    if args.get("no_schedule_on_push"):
-        settings["schedule_on_push"] = []
-    for name, default in (("hanging_after", DEFAULT_HANGING), ("failed_after", DEFAULT_FAILED)):
-        value = args.get(name)
-        if value is not None:
-            settings[name] = default if value == "on" else value
-    _check_timeouts(settings, args.get("current_timeouts") or (None, None))
-    repositories = _repositories(args.get("repository") or [], existing)
-    removed = set(args.get("remove_repository") or [])
-    if args.get("repository") or removed:
-        settings["repositories"] = [r for r in repositories if r["name"] not in removed]
-    return settings
-
-
 def cmd_create(ctx: Any, key: str, as_json: bool = False, **args: Any) -> int:
     from git_deployments.core import intake
-    from git_deployments.core.model import CreateTarget
 
-    git = ctx.git
-    home = git.default_repository_name()
-    existing = [{"name": home, "location": None}]
-    settings = _settings_from(args, existing)
-    settings.setdefault("repositories", existing)
-    if home in (args.get("remove_repository") or []):
-        raise DeployError(f"'{home}' holds the target's ref and cannot be removed")
-    request = intake.new_request(CreateTarget, git, key, repository=home, settings=settings)
+    request = intake.create_target_request(ctx.store, key, args)
     result = ctx.write(request)
     return _print_target(Output(as_json), result.change.target, result.commit,
-                         f"created target '{key}' (repository '{home}')")
+                         f"created target '{key}' (repository '{request.repository}')")
 
 
 def cmd_edit(ctx: Any, key: str, as_json: bool = False, **args: Any) -> int:
     from git_deployments.core import intake
-    from git_deployments.core.model import EditTarget
 
-    target, _ = ctx.store.existing(key).require()
-    if target.repository in (args.get("remove_repository") or []):
-        raise DeployError(f"'{target.repository}' holds the target's ref and cannot be removed")
-    existing = [r.model_dump() for r in target.repositories]
-    settings = _settings_from({**args, "current_timeouts": (target.hanging_after,
-                                                            target.failed_after)}, existing)
-    if not settings:
-        raise DeployError("nothing to change: give at least one option (see "
-                          "'git deploy target edit -h')")
-    request = intake.new_request(EditTarget, ctx.git, key, settings=settings)
+    request = intake.edit_target_request(ctx.store, key, args)
     result = ctx.write(request)
     return _print_target(Output(as_json), result.change.target, result.commit,
                          f"updated target '{key}'")
@@ -169,10 +100,8 @@ def cmd_edit(ctx: Any, key: str, as_json: bool = False, **args: Any) -> int:
 
 def cmd_archive(ctx: Any, key: str, archived: bool, as_json: bool = False) -> int:
     from git_deployments.core import intake
-    from git_deployments.core.model import ArchiveTarget
 
-    ctx.store.existing(key).require()
-    request = intake.new_request(ArchiveTarget, ctx.git, key, archived=archived)
+    request = intake.archive_target_request(ctx.store, key, archived)
     result = ctx.write(request)
     verb = "archived" if archived else "unarchived"
     return _print_target(Output(as_json), result.change.target, result.commit,
