@@ -25,10 +25,9 @@ from git_deployments.core.store import (
     REF_PREFIX,
     Store,
     WriteResult,
-    parse_trailers,
-    recorded_request,
     ref_name,
 )
+from git_deployments.core.timeline import entry, recorded_request
 
 DEFAULT_REMOTE = "origin"
 BACKUP_PREFIX = "refs/deployments-backup/"
@@ -187,8 +186,7 @@ def fork_point(git: GitRepo, one: str, other: str) -> str | None:
 
 
 def op_id_of(info: CommitInfo) -> str | None:
-    ids = parse_trailers(info.message).get("Deploy-Op-Id")
-    return ids[-1] if ids else None
+    return entry("", info).op_id
 
 
 def integrate(store: Store, remote: str, key: str) -> Integration:
@@ -246,7 +244,7 @@ def _integrate_tips(store: Store, key: str, ref: str, local: str | None,
     numbers: dict[int, int] = {}
     lost: set[int] = set()
     for info in reversed(mine):
-        created = created_number(info.message)
+        created = entry(key, info).created
         request: Request | None = None
         try:
             request = recorded_request(info.message, info.id[:12])
@@ -278,15 +276,6 @@ def _integrate_tips(store: Store, key: str, ref: str, local: str | None,
                                     f"change(s) onto the remote's")
     result.local = tip
     return result
-
-
-def created_number(message: str) -> int | None:
-    """The number of the deployment a timeline commit created, if it created one."""
-    trailers = parse_trailers(message)
-    numbers, statuses = trailers.get("Deploy-Number", []), trailers.get("Deploy-Status", [])
-    if numbers and numbers[-1].isdigit() and any(s.startswith("none ->") for s in statuses):
-        return int(numbers[-1])
-    return None
 
 
 NUMBER_FIELDS = ("number", "rollback_to")

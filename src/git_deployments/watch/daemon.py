@@ -298,7 +298,7 @@ class Watcher:
                     changes = [e.describe() for e in events_in(self.store, key, info)]
                 except DeployError as exc:
                     changes = [f"unreadable: {exc}"]
-                subject = info.message.split("\n", 1)[0]
+                subject = info.message.partition("\n")[0]
                 self.log(DETAIL, f"noticed {subject} by {info.author.name} [{info.id[:10]}]"
                                  f"{': ' if changes else ''}{'; '.join(changes)}")
         cursor.write(tips)
