@@ -11,7 +11,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml man/git-deploy.1
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,server]'
 	# an editable install skips data files: put the manual where `git deploy --help` finds it
 	install -D -m 644 man/git-deploy.1 $(VENV)/share/man/man1/git-deploy.1
 	touch $@
