@@ -59,6 +59,7 @@ def _listen(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise DeployError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(2048)  # connections wait in the backlog until the server takes them
     sock.set_inheritable(True)
     return sock
 
