@@ -10,7 +10,6 @@ import hashlib
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from threading import Lock
 from typing import TYPE_CHECKING, Any
 
@@ -40,15 +39,19 @@ def target_ref(key: str) -> str:
     return DEPLOYMENTS + key
 
 
-@dataclass(frozen=True)
 class Answer:
-    etag: str
-    body: bytes
-    headers: tuple[tuple[str, str], ...] = ()
+    """A kept answer: its body and headers, as one response sent again to everyone who asks
+    (a Starlette Response is not changed by being sent)."""
+
+    def __init__(self, etag: str, body: bytes, headers: tuple[tuple[str, str], ...] = ()
+                 ) -> None:
+        self.etag = etag
+        self.body = body
+        self._response = Response(body, media_type=JSON_TYPE,
+                                  headers={**CACHE_HEADERS, "ETag": etag, **dict(headers)})
 
     def response(self) -> Response:
-        headers = {**CACHE_HEADERS, "ETag": self.etag, **dict(self.headers)}
-        return Response(self.body, media_type=JSON_TYPE, headers=headers)
+        return self._response
 
 
 class AnswerCache:
@@ -89,19 +92,20 @@ class AnswerCache:
 
 def fingerprint(project: Project, sources: Sequence[str]) -> tuple[Any, ...]:
     """The tips of the refs an answer depends on, and the config stamp."""
+    packed = project.refs.packed()  # one look at packed-refs for every source
     parts: list[Any] = [project.config_stamp()]
     for source in sources:
         if source.endswith("/"):
-            parts.append(project.refs.tips(source))
+            parts.append(project.refs.tips(source, packed))
         else:
-            parts.append((source, project.refs.tip(source)))
+            parts.append((source, project.refs.tip(source, packed)))
     return tuple(parts)
 
 
 def etag_of(project: Project, request: Request, extra: Sequence[Any],
             state: tuple[Any, ...]) -> str:
-    key = repr((project.name, request.url.path, sorted(request.query_params.multi_items()),
-                tuple(extra), state))
+    scope = request.scope
+    key = repr((project.name, scope["path"], scope["query_string"], tuple(extra), state))
     return '"' + hashlib.blake2b(key.encode("utf-8", "surrogateescape"),
                                  digest_size=16).hexdigest() + '"'
 
@@ -144,7 +148,7 @@ async def answer(request: Request, project: Project, sources: Sequence[str],
 def answer_now(request: Request, state: Any, data: Any) -> Response:
     """An answer computed on the spot from `state` (the tips it was read from), with the same
     ETag and 304 as the kept ones."""
-    key = repr((request.url.path, sorted(request.query_params.multi_items()), state))
+    key = repr((request.scope["path"], request.scope["query_string"], state))
     etag = '"' + hashlib.blake2b(key.encode("utf-8", "surrogateescape"),
                                  digest_size=16).hexdigest() + '"'
     if _matches(request, etag):
