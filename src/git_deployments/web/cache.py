@@ -133,16 +133,19 @@ async def answer(request: Request, project: Project, sources: Sequence[str],
         kept = cache.get(etag)
         if kept is not None:
             return kept.response()
-        data = await run_in_threadpool(lambda: compute(project.store()))
-        extra_headers = tuple((headers(data) if headers else {}).items())
+        def work() -> tuple[bytes, tuple[tuple[str, str], ...]]:
+            data = compute(project.store())  # a long answer is encoded off the event loop too
+            return encode(data), tuple((headers(data) if headers else {}).items())
+
+        body, extra_headers = await run_in_threadpool(work)
         if fingerprint(project, sources) == before:
-            fresh = Answer(etag, encode(data), extra_headers)
+            fresh = Answer(etag, body, extra_headers)
             cache.put(fresh)
             return fresh.response()
     # still moving after every try: what was read is answered, under a tag no later request
     # can match (it belongs to no one state of the refs)
     once = etag_of(project, request, extra, (os.urandom(16),))
-    return Answer(once, encode(data), extra_headers).response()
+    return Answer(once, body, extra_headers).response()
 
 
 def answer_now(request: Request, state: Any, data: Any) -> Response:
