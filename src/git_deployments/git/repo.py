@@ -413,14 +413,6 @@ class GitRepo:
             found = False
         return found
 
-    def object_kind(self, oid: str) -> str | None:
-        """`commit`, `tree`, `blob` or `tag`: what `oid` names here; None when it is absent."""
-        try:
-            obj = self.repo[oid]
-        except (KeyError, ValueError):
-            return None
-        return str(obj.type_str)
-
     def tag_info(self, name: str) -> TagInfo | None:
         """The commit a tag leads to, with the tag's date and tagger (for a lightweight tag,
         the commit's committer); None when the tag leads to no commit."""

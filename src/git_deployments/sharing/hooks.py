@@ -18,7 +18,7 @@ from typing import BinaryIO
 from urllib.parse import quote
 
 from git_deployments.core.model import MAX_LINE, key_problem
-from git_deployments.core.store import REF_PREFIX
+from git_deployments.core.timeline import REF_PREFIX
 from git_deployments.errors import DeployError
 from git_deployments.git.repo import GitRepo
 from git_deployments.history.keep import KEPT_PREFIX
@@ -150,6 +150,7 @@ def _reason(exc: BaseException) -> str:
 
 def _check_update(git: GitRepo, update: RefUpdate, policy: Policy) -> str | None:
     from git_deployments.core import verify
+    from git_deployments.core.timeutil import now
     from git_deployments.errors import CorruptRecord
 
     ref = update.ref
@@ -174,9 +175,10 @@ def _check_update(git: GitRepo, update: RefUpdate, policy: Policy) -> str | None
         info = git.commit_info(tip)
         new_commits.append(info.id)
         tip = info.parents[0] if info.parents else None
+    checked_at = now()  # a change dated far from the server's clock does not come in
     for commit in reversed(new_commits):
         try:
-            verified = verify.verify_commit(git, key, commit)
+            verified = verify.verify_commit(git, key, commit, now=checked_at)
         except CorruptRecord as exc:
             return f"{ref}: {exc}"
         except Exception as exc:  # noqa: BLE001 - named with the commit that caused it
