@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup demo test reliability bench clean
+.PHONY: setup demo test check reliability bench clean
 
 setup: $(VENV)/.installed
 
@@ -21,6 +21,11 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# the quality gates: lint (ruff) and strict types (mypy, configured in pyproject.toml)
+check: setup
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy src
 
 reliability: setup
 	$(BIN)/python -m pytest -m reliability
