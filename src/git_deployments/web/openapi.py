@@ -4,15 +4,36 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from git_deployments import __version__
 from git_deployments.access.tokens import PERMISSION_NAMES
-from git_deployments.web.bodies import BODIES
+from git_deployments.web.bodies import BODIES, Body
 
-if TYPE_CHECKING:
-    from git_deployments.web.app import Endpoint
+
+class Endpoint(Protocol):
+    """What the description reads of a route (app.Endpoint), named here so that this module
+    does not import the app that serves it."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def handler(self) -> Callable[..., Any]: ...
+    @property
+    def permission(self) -> str | None: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def body(self) -> Body | None: ...
+    @property
+    def query(self) -> tuple[tuple[str, str], ...]: ...
+    @property
+    def status(self) -> int: ...
+    @property
+    def needs(self) -> str | None: ...
 
 _PARAMETER = re.compile(r"{(\w+)(?::\w+)?}")
 _PATH_PARAMETERS = {
