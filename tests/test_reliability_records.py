@@ -29,7 +29,7 @@ valid = {
         "status": "current",
         "commits": [commit],
         "description": "d",
-        "external_link": {"label": "l", "url": "u"},
+        "external_link": {"label": "l", "url": "https://ci.example/1"},
         "scheduled_for": T,
         "rollback_of": 1,
         "created_at": T,
@@ -167,6 +167,7 @@ def outcome(validate: Any, data: Any) -> tuple[Any, ...]:
     try:
         made = validate(data)
     except ValueError as exc:
+        exc = getattr(exc, "verdict", None) or exc  # pydantic's own, under our one-line message
         errors = exc.errors(include_context=False) if hasattr(exc, "errors") else None
         return ("refused", type(exc).__name__, str(exc), errors)
     return (

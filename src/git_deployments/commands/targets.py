@@ -99,12 +99,15 @@ def _repositories(specs: list[str], existing: list[dict[str, Any]]) -> list[dict
 
 
 def _check_timeouts(settings: dict[str, Any], current: tuple[Any, Any]) -> None:
-    """A deployment must be able to hang before it fails: hanging after < failed after."""
+    """The records' rule, checked before anything is asked of the repository."""
+    from git_deployments.core.model import timeouts_problem
+
     hanging = settings.get("hanging_after", current[0])
     failed = settings.get("failed_after", current[1])
-    if isinstance(hanging, int) and isinstance(failed, int) and hanging >= failed:
-        raise DeployError(f"invalid timeouts: --hanging-after ({format_duration(hanging)}) must "
-                          f"be shorter than --failed-after ({format_duration(failed)})")
+    problem = timeouts_problem(hanging if isinstance(hanging, int) else None,
+                               failed if isinstance(failed, int) else None)
+    if problem:
+        raise DeployError(f"invalid timeouts: {problem}")
 
 
 def _settings_from(args: dict[str, Any], existing: list[dict[str, Any]]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from git_deployments.errors import DeployError, NotFound, UsageError
 from git_deployments.git.repo import GitRepo, Person
 from git_deployments.core.model import COMMIT_PATTERN, CommitRef, ExternalLink, Request, Target
 from git_deployments.core.model import REPOSITORY_PATTERN, branch_is_valid, key_problem
+from git_deployments.core.model import url_problem
 from git_deployments.core.timeutil import now, parse_datetime
 
 R = TypeVar("R", bound=Request)
@@ -78,21 +79,7 @@ def new_request(cls: type[R], git: GitRepo | None, target: str, **fields: Any) -
     base: dict[str, Any] = {"op_id": uuid.uuid4().hex, "target": target}
     base.setdefault("at", fields.pop("at", None) or clock())
     base.setdefault("by", fields.pop("by", None) or actor(git))
-    try:
-        return cls.model_validate({**base, **fields})
-    except ValueError as exc:
-        from pydantic import ValidationError  # only a refused value comes to pydantic
-
-        if not isinstance(exc, ValidationError):
-            raise
-        raise DeployError(validation_message(exc)) from None
-
-
-def validation_message(exc: Any) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(part) for part in first["loc"] if not isinstance(part, int))
-    message = str(first["msg"]).removeprefix("Value error, ")
-    return f"invalid {where.replace('_', ' ')}: {message}" if where else message
+    return cls.model_validate({**base, **fields})  # InvalidValue names what is refused
 
 
 def parse_commit_ref(spec: str, home: str) -> tuple[str, str | None, str | None]:
@@ -209,21 +196,20 @@ def _other(git: GitRepo, target: Target, repository: str) -> GitRepo | None:
     return GitOracle(git, target).repo_for(repository)
 
 
-_ABSOLUTE_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://\S+\Z")
-
-
 def external_link(label: str | None, url: str | None) -> ExternalLink | None:
     """--ext-label/--ext-url, else the CI job's link."""
     if label is None and url is None:
         context = ci.detect()
         if context and context.url:
-            if not _ABSOLUTE_URL.match(context.url):
+            problem = url_problem(context.url)
+            if problem:
                 raise DeployError(f"invalid job URL {context.url!r} from the environment "
-                                  f"({context.system}): expected an absolute URL")
+                                  f"({context.system}): {problem}")
             return ExternalLink(label=context.label or context.system, url=context.url)
         return None
-    if url is not None and url and not _ABSOLUTE_URL.match(url):
-        raise DeployError(f"invalid --ext-url {url!r}: expected an absolute URL")
+    problem = url_problem(url) if url else None
+    if problem:
+        raise DeployError(f"invalid --ext-url {url!r}: {problem}")
     if url and not label:
         label = "CI job"  # what a link is called when nobody named it
     return ExternalLink(label=label or "", url=url or "")

@@ -15,10 +15,12 @@ import re
 import sys
 import types
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import cache
 from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
+
+from git_deployments.errors import InvalidValue
 
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}\Z")  # \Z: "$" would take "x\n"
 REPOSITORY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
@@ -27,6 +29,15 @@ MAX_TEXT = 4096
 MAX_LINE = 256
 MAX_COMMITS = 32
 MAX_HISTORY = 1000
+# deployment numbers and counts: 12 digits, as the command line takes them
+MAX_NUMBER = 999_999_999_999
+# hanging_after and failed_after, in seconds
+MAX_DURATION = 365 * 24 * 3600
+# the times a record may hold: git dates a change in seconds since 1970, and a time plus any
+# duration must still be a date (the latest by far below year 9999, where datetime ends)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+URL_SCHEMES = ("http", "https")
 
 
 class Status(StrEnum):
@@ -76,10 +87,82 @@ def _commit(value: str) -> str:
     return value
 
 
-def _utc(value: datetime) -> datetime:
+_ISO_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
+                       r"(?:Z|[+-][0-9]{2}:[0-9]{2})?")
+
+
+def moment_problem(value: datetime) -> str | None:
+    """Why `value` (aware) cannot be stored as a time, or None."""
+    if not EARLIEST <= value < LATEST:
+        return f"must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d} (UTC)"
+    return None
+
+
+def _moment_input(value: Any) -> Any:
+    # times are stored as ISO 8601 text: a number is not a time, nor is any other date format
+    if isinstance(value, str):
+        if not _ISO_TIME.fullmatch(value):
+            raise ValueError("must be an ISO 8601 time such as 2026-05-01T14:00:00Z")
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a date") from None
+    return value
+
+
+def _moment(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("times must carry a time zone")
-    return value.astimezone(UTC).replace(microsecond=0)
+    try:
+        value = value.astimezone(UTC).replace(microsecond=0)
+    except (OverflowError, ValueError):
+        value = EARLIEST - timedelta(days=1)  # out of range either way
+    problem = moment_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def duration_problem(seconds: int) -> str | None:
+    """Why `seconds` cannot be a timeout, or None."""
+    if not 1 <= seconds <= MAX_DURATION:
+        return f"must be between 1s and {MAX_DURATION // 86400}d"
+    return None
+
+
+def _duration(value: int) -> int:
+    problem = duration_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def timeouts_problem(hanging_after: int | None, failed_after: int | None) -> str | None:
+    """Why a target cannot have these timeouts together, or None: it must be able to hang
+    before it fails."""
+    if hanging_after is not None and failed_after is not None and hanging_after >= failed_after:
+        from git_deployments.core.timeutil import format_duration
+
+        return (f"hanging after ({format_duration(hanging_after)}) must be shorter than failed "
+                f"after ({format_duration(failed_after)})")
+    return None
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be stored as a link people will open, or None."""
+    scheme, sep, rest = url.partition("://")
+    host = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    if not sep or scheme.lower() not in URL_SCHEMES or not host or \
+            any(c.isspace() for c in url):
+        return "expected an http:// or https:// URL"
+    return None
+
+
+def _url(value: str) -> str:
+    problem = url_problem(value) if value else None
+    if problem:
+        raise ValueError(problem)
+    return value
 
 
 # control characters (C0, DEL, C1): records are printed on other people's terminals, where an
@@ -106,7 +189,7 @@ def branch_is_valid(name: str) -> bool:
     """git's refname rules for a branch, without asking git (and no ':' ever)."""
     if not name or len(name) > 200 or name.startswith(("-", "/")) or name.endswith(("/", ".")):
         return False
-    if any(c in name for c in " ~^:?*[\\") or any(ord(c) < 32 or ord(c) == 127 for c in name):
+    if any(c in name for c in " ~^:?*[\\") or _CONTROL.search(name):
         return False
     if ".." in name or "//" in name or "@{" in name or name == "@":
         return False
@@ -121,7 +204,7 @@ class _Unusual(Exception):  # noqa: N818 - a signal to ask pydantic, not an erro
 
 
 _MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
-_CONSTRAINTS = frozenset({"ge", "min_length", "max_length", "pattern", "discriminator"})
+_CONSTRAINTS = frozenset({"ge", "le", "min_length", "max_length", "pattern", "discriminator"})
 
 
 class FieldInfo:
@@ -156,29 +239,75 @@ class AfterValidator:
         self.func = func
 
 
+class BeforeValidator:
+    """pydantic's `BeforeValidator`: `func` takes the raw value before the type is checked."""
+
+    __slots__ = ("func",)
+
+    def __init__(self, func: Callable[[Any], Any]) -> None:
+        self.func = func
+
+
+class StrictMode:
+    """pydantic's `Strict`: whether the type is checked strictly (no conversions)."""
+
+    __slots__ = ("strict",)
+
+    def __init__(self, strict: bool = True) -> None:
+        self.strict = strict
+
+
+def model_validator(*, mode: Literal["after"]) -> Callable[[Callable[[Any], Any]],
+                                                          Callable[[Any], Any]]:
+    """pydantic's `model_validator(mode="after")`: a method checking the made record."""
+
+    def mark(func: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        func.__model_validator__ = mode  # type: ignore[attr-defined]
+        return func
+
+    return mark
+
+
 _ISO_MOMENT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
                          r"(?:Z|[+-][0-9]{2}:[0-9]{2})")
 Check = Callable[[Any], Any]
 
 
 def _plain_check(hint: Any, constraints: dict[str, Any],
-                 after: list[Callable[[Any], Any]]) -> Check:
+                 after: list[Callable[[Any], Any]], strict: bool) -> Check:
     """A function that returns what pydantic would make of a plain value of type `hint` (with
     `constraints`, then the `after` validators), and raises _Unusual for any other value."""
     origin = get_origin(hint)
     if origin is Annotated:
         base, *meta = get_args(hint)
         constraints, inner_after = dict(constraints), []
+        before: list[Callable[[Any], Any]] = []
         for item in meta:
             if isinstance(item, FieldInfo):
                 constraints.update(item.constraints)
             elif isinstance(item, AfterValidator):
                 inner_after.append(item.func)
+            elif isinstance(item, BeforeValidator):
+                before.insert(0, item.func)  # the last declared runs first, as in pydantic
+            elif isinstance(item, StrictMode):
+                strict = item.strict
             else:
                 raise TypeError(f"unsupported annotation {item!r}")
-        return _plain_check(base, constraints, inner_after + after)
+        check = _plain_check(base, constraints, inner_after + after, strict)
+        if not before:
+            return check
+
+        def prepared(value: Any) -> Any:
+            try:
+                for func in before:
+                    value = func(value)
+            except Exception:  # pydantic turns these into its error: let it
+                raise _Unusual from None
+            return check(value)
+
+        return prepared
     if after:
-        inner = _plain_check(hint, constraints, [])
+        inner = _plain_check(hint, constraints, [], strict)
 
         def validated(value: Any) -> Any:
             value = inner(value)
@@ -193,7 +322,8 @@ def _plain_check(hint: Any, constraints: dict[str, Any],
     if origin in (Union, types.UnionType):
         members = get_args(hint)
         nullable = type(None) in members
-        checks = [_plain_check(m, constraints, []) for m in members if m is not type(None)]
+        checks = [_plain_check(m, constraints, [], strict) for m in members
+                  if m is not type(None)]
 
         def one_of(value: Any) -> Any:
             if value is None and nullable:
@@ -223,7 +353,7 @@ def _plain_check(hint: Any, constraints: dict[str, Any],
         return literal
     if origin is list:
         (item_hint,) = get_args(hint)
-        item = _plain_check(item_hint, {}, [])
+        item = _plain_check(item_hint, {}, [], strict)
         low, high = constraints.get("min_length", 0), constraints.get("max_length")
 
         def listed(value: Any) -> Any:
@@ -235,16 +365,14 @@ def _plain_check(hint: Any, constraints: dict[str, Any],
         return listed
     if origin is dict:
         key_hint, value_hint = get_args(hint)
-        if key_hint is not str:
-            raise TypeError(f"unsupported mapping {hint!r}")
-        entry = _plain_check(value_hint, {}, [])
+        name = _plain_check(key_hint, {}, [], strict)
+        entry = _plain_check(value_hint, {}, [], strict)
         high = constraints.get("max_length")
 
         def mapped(value: Any) -> Any:
-            if type(value) is not dict or (high is not None and len(value) > high) or \
-                    any(type(k) is not str for k in value):
+            if type(value) is not dict or (high is not None and len(value) > high):
                 raise _Unusual
-            return {k: entry(v) for k, v in value.items()}
+            return {name(k): entry(v) for k, v in value.items()}
 
         return mapped
     if hint is str:
@@ -262,10 +390,11 @@ def _plain_check(hint: Any, constraints: dict[str, Any],
 
         return text
     if hint is int:
-        ge = constraints.get("ge")
+        ge, le = constraints.get("ge"), constraints.get("le")
 
         def integer(value: Any) -> Any:
-            if type(value) is not int or (ge is not None and value < ge):
+            if type(value) is not int or (ge is not None and value < ge) or \
+                    (le is not None and value > le):
                 raise _Unusual
             return value
 
@@ -281,7 +410,7 @@ def _plain_check(hint: Any, constraints: dict[str, Any],
         def moment(value: Any) -> Any:
             if type(value) is datetime:
                 return value
-            if type(value) is str and _ISO_MOMENT.fullmatch(value):
+            if not strict and type(value) is str and _ISO_MOMENT.fullmatch(value):
                 try:
                     return datetime.fromisoformat(value)
                 except ValueError:
@@ -295,7 +424,7 @@ def _plain_check(hint: Any, constraints: dict[str, Any],
         def member(value: Any) -> Any:
             if type(value) is hint:
                 return value
-            if type(value) is str and value in values:
+            if not strict and type(value) is str and value in values:
                 return values[value]
             raise _Unusual
 
@@ -315,14 +444,14 @@ def _plain_check(hint: Any, constraints: dict[str, Any],
 class _FieldSpec:
     __slots__ = ("check", "declared", "default", "factory", "hint", "name")
 
-    def __init__(self, name: str, hint: Any, declared: Any) -> None:
+    def __init__(self, name: str, hint: Any, declared: Any, strict: bool) -> None:
         self.name = name
         self.hint = hint
         self.declared = declared  # what the class body assigned: a default, a Field or nothing
         field = declared if isinstance(declared, FieldInfo) else None
         self.default = field.default if field else declared
         self.factory = field.default_factory if field else None
-        self.check = _plain_check(hint, field.constraints if field else {}, [])
+        self.check = _plain_check(hint, field.constraints if field else {}, [], strict)
 
 
 def _pydantic_hint(hint: Any) -> Any:
@@ -337,7 +466,7 @@ def _pydantic_hint(hint: Any) -> Any:
         return list[_pydantic_hint(get_args(hint)[0])]  # type: ignore[misc]
     if origin is dict:
         key, value = get_args(hint)
-        return dict[key, _pydantic_hint(value)]  # type: ignore[valid-type,misc]
+        return dict[_pydantic_hint(key), _pydantic_hint(value)]  # type: ignore[misc]
     if isinstance(hint, type) and issubclass(hint, Record):
         return hint._pydantic_model()
     return hint
@@ -348,6 +477,10 @@ def _pydantic_meta(item: Any) -> Any:
 
     if isinstance(item, FieldInfo):
         return _pydantic_field(item)
+    if isinstance(item, StrictMode):
+        return pydantic.Strict(item.strict)
+    if isinstance(item, BeforeValidator):
+        return pydantic.BeforeValidator(item.func)
     return pydantic.AfterValidator(item.func)
 
 
@@ -409,7 +542,9 @@ class Record:
     """A frozen record with pydantic's API as this code uses it: `model_validate`,
     `model_dump(mode=, exclude_none=)`, `model_copy(update=)`, equality by fields."""
 
+    model_config: ClassVar[dict[str, Any]] = {}
     _spec: ClassVar[dict[str, _FieldSpec] | None] = None
+    _checks: ClassVar[list[Callable[[Any], Any]]] = []
     _pydantic: ClassVar[Any] = None
 
     def __init__(self, **data: Any) -> None:
@@ -436,7 +571,11 @@ class Record:
                         if name in owner.__dict__:
                             declared = owner.__dict__[name]
                             break
-                    spec[name] = _FieldSpec(name, hints[name], declared)
+                    spec[name] = _FieldSpec(name, hints[name], declared,
+                                            bool(cls.model_config.get("strict")))
+            cls._checks = [func for klass in reversed(cls.__mro__)
+                           for func in klass.__dict__.values()
+                           if getattr(func, "__model_validator__", None) == "after"]
             cls._spec = spec
         return spec
 
@@ -465,18 +604,29 @@ class Record:
                 values[name] = field.default
             else:
                 raise _Unusual  # a missing field
-        return cls._made(values)
+        made = cls._made(values)
+        try:
+            for check in cls._checks:
+                check(made)
+        except Exception:  # pydantic turns these into its error: let it
+            raise _Unusual from None
+        return made
 
     @classmethod
     def model_validate(cls: type[R], obj: Any) -> R:
-        """The record `obj` describes; pydantic's ValidationError when it describes none."""
+        """The record `obj` describes; InvalidValue (pydantic's verdict, in a line) when it
+        describes none."""
         if type(obj) is cls:
             return obj
         try:
             return cls._validate_plain(obj)
         except _Unusual:
             pass
-        return cls._from_pydantic(cls._pydantic_model().model_validate(_unwrapped(obj)))
+        try:
+            made = cls._pydantic_model().model_validate(_unwrapped(obj))
+        except ValueError as exc:  # pydantic's ValidationError
+            raise InvalidValue.from_pydantic(exc) from None
+        return cls._from_pydantic(made)
 
     @classmethod
     def _from_pydantic(cls: type[R], made: Any) -> R:
@@ -501,8 +651,12 @@ class Record:
                 elif declared is _MISSING:
                     declared = ...
                 fields[name] = (_pydantic_hint(field.hint), declared)
-            config = pydantic.ConfigDict(extra="forbid", frozen=True, strict=False)
+            cls._fields()
+            validators = {func.__name__: pydantic.model_validator(mode="after")(func)
+                          for func in cls._checks}
+            config = pydantic.ConfigDict(**cls.model_config)  # type: ignore[typeddict-item]
             model = pydantic.create_model(cls.__name__, __config__=config,
+                                          __validators__=validators,  # type: ignore[arg-type]
                                           __module__=cls.__module__, **fields)
             cls._pydantic = model
         return model
@@ -551,13 +705,23 @@ Key = Annotated[str, AfterValidator(_key)]
 RepositoryName = Annotated[str, AfterValidator(_repository)]
 Branch = Annotated[str, AfterValidator(_branch)]
 CommitId = Annotated[str, AfterValidator(_commit)]
-Moment = Annotated[datetime, AfterValidator(_utc)]
+# an ISO 8601 text or a time, with its zone, between EARLIEST and LATEST; kept in UTC
+Moment = Annotated[datetime, BeforeValidator(_moment_input), AfterValidator(_moment)]
 Line = Annotated[str, Field(max_length=MAX_LINE), AfterValidator(_line)]
 Text = Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(_text)]
+Url = Annotated[str, Field(max_length=MAX_LINE), AfterValidator(_line), AfterValidator(_url)]
+Number = Annotated[int, Field(ge=1, le=MAX_NUMBER)]
+Count = Annotated[int, Field(ge=0, le=MAX_NUMBER)]
+Seconds = Annotated[int, AfterValidator(_duration)]
+# stored as its name: the one value strict mode lets be converted
+StatusName = Annotated[Status, StrictMode(False)]
 
 
 class Strict(Record):
-    """Every record: unknown fields refused, frozen once made."""
+    """Every record: unknown fields refused, values of exactly their type (a number written as
+    text is not a number), frozen once made."""
+
+    model_config: ClassVar[dict[str, Any]] = {"extra": "forbid", "frozen": True, "strict": True}
 
 
 class CommitRef(Strict):
@@ -576,11 +740,11 @@ class CommitRef(Strict):
 
 class ExternalLink(Strict):
     label: Line = ""
-    url: Line = ""
+    url: Url = ""
 
 
 class StatusChange(Strict):
-    status: Status
+    status: StatusName
     at: Moment
     by: Line
     op: Line
@@ -588,14 +752,14 @@ class StatusChange(Strict):
 
 
 class Deployment(Strict):
-    number: int = Field(ge=1)
+    number: Number
     version: Line | None = None
-    status: Status
+    status: StatusName
     commits: list[CommitRef] = Field(max_length=MAX_COMMITS)
     description: Text = ""
     external_link: ExternalLink | None = None
     scheduled_for: Moment | None = None
-    rollback_of: int | None = Field(default=None, ge=1)
+    rollback_of: Number | None = None
     created_at: Moment
     updated_at: Moment
     history: list[StatusChange] = Field(min_length=1, max_length=MAX_HISTORY)
@@ -637,12 +801,19 @@ class Target(Strict):
     repository: RepositoryName
     repositories: list[Repository] = Field(min_length=1, max_length=MAX_COMMITS)
     manual_controls: bool = False
-    hanging_after: int | None = Field(default=None, ge=1)
-    failed_after: int | None = Field(default=None, ge=1)
+    hanging_after: Seconds | None = None
+    failed_after: Seconds | None = None
     start_requires_schedule: bool = False
     schedule_on_push: list[Branch] = Field(default_factory=list, max_length=64)
     archived: bool = False
     created_at: Moment
+
+    @model_validator(mode="after")
+    def _timeouts_in_order(self) -> Any:
+        problem = timeouts_problem(self.hanging_after, self.failed_after)
+        if problem:
+            raise ValueError(f"invalid timeouts: {problem}")
+        return self
 
     def repository_names(self) -> list[str]:
         return [repo.name for repo in self.repositories]
@@ -657,16 +828,16 @@ class Target(Strict):
 class ScheduledEntry(Strict):
     repository: RepositoryName
     branch: Branch
-    number: int = Field(ge=1)
+    number: Number
 
 
 class Index(Strict):
     """Derived summary of the records, so reads and writes never scan history."""
 
-    next_number: int = Field(ge=1)
-    count: int = Field(ge=0)
-    in_flight: int | None = None
-    current: int | None = None
+    next_number: Number
+    count: Count
+    in_flight: Number | None = None
+    current: Number | None = None
     scheduled: list[ScheduledEntry] = Field(default_factory=list)
 
     def scheduled_for(self, branch_keys: set[tuple[str, str]]) -> list[int]:
@@ -685,7 +856,7 @@ class Request(Strict):
     target: Key
     # answers the repository gave while the operation was applied (describe, ancestry), so that
     # replaying the request elsewhere gives the same tree
-    facts: dict[str, str | bool | None] = Field(default_factory=dict, max_length=256)
+    facts: dict[Line, Line | bool | None] = Field(default_factory=dict, max_length=256)
 
 
 class TargetSettings(Strict):
@@ -693,8 +864,8 @@ class TargetSettings(Strict):
     description: Text | None = None
     repositories: list[Repository] | None = Field(default=None, max_length=MAX_COMMITS)
     manual_controls: bool | None = None
-    hanging_after: int | Literal["off"] | None = None
-    failed_after: int | Literal["off"] | None = None
+    hanging_after: Seconds | Literal["off"] | None = None
+    failed_after: Seconds | Literal["off"] | None = None
     start_requires_schedule: bool | None = None
     schedule_on_push: list[Branch] | None = Field(default=None, max_length=64)
 
@@ -728,15 +899,15 @@ class Deploy(Request):
     description: Text | None = None
     scheduled_for: Moment | None = None
     reason: Text | None = None
-    rollback_to: int | None = Field(default=None, ge=1)
+    rollback_to: Number | None = None
     # finish/fail: exactly this deployment, which must be in flight (what `run` started)
-    number: int | None = Field(default=None, ge=1)
+    number: Number | None = None
 
 
 class SetStatus(Request):
     op: Literal["set-status"] = "set-status"
-    number: int = Field(ge=1)
-    status: Status
+    number: Number
+    status: StatusName
     reason: Text | None = None
 
 
@@ -744,13 +915,13 @@ class Timeout(Request):
     """The watcher's automatic change: deploying -> hanging, or in flight -> failed."""
 
     op: Literal["timeout"] = "timeout"
-    number: int = Field(ge=1)
+    number: Number
     status: Literal[Status.HANGING, Status.FAILED]
 
 
 class Edit(Request):
     op: Literal["edit"] = "edit"
-    number: int = Field(ge=1)
+    number: Number
     version: Line | None = None
     description: Text | None = None
     external_link: ExternalLink | None = None
@@ -759,12 +930,12 @@ class Edit(Request):
 
 class Delete(Request):
     op: Literal["delete"] = "delete"
-    number: int = Field(ge=1)
+    number: Number
 
 
 class Comment(Request):
     op: Literal["comment"] = "comment"
-    number: int | None = Field(default=None, ge=1)
+    number: Number | None = None
     text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT), AfterValidator(_text)]
 
 
@@ -777,7 +948,8 @@ Operation = Annotated[
 
 def parse_operation(data: Any) -> Request:
     """`data` validated as one of the operations, chosen by its `op` (a recorded request);
-    pydantic's ValidationError when it is none."""
+    InvalidValue when it is none."""
+    cls = None
     if type(data) is dict and type(data.get("op")) is str:
         cls = _operation_classes().get(data["op"])
         if cls is not None:
@@ -785,7 +957,10 @@ def parse_operation(data: Any) -> Request:
                 return cls._validate_plain(data)
             except _Unusual:
                 pass
-    made = _operation_adapter().validate_python(_unwrapped(data))
+    try:
+        made = _operation_adapter().validate_python(_unwrapped(data))
+    except ValueError as exc:  # pydantic's ValidationError
+        raise InvalidValue.from_pydantic(exc, tagged=cls is not None) from None
     return _operation_classes()[made.op]._from_pydantic(made)
 
 

@@ -8,7 +8,7 @@ import re
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from git_deployments import FORMAT
-from git_deployments.errors import CorruptRecord
+from git_deployments.errors import CorruptRecord, InvalidValue
 
 if TYPE_CHECKING:
     from git_deployments.core.model import Record
@@ -90,6 +90,7 @@ class _Unsupported(Exception):  # noqa: N818 - a signal to fall back, not an err
 
 
 MAX_FAST_SCALAR = 1000  # far below the 4096 line width at which ruamel would fold
+MAX_FAST_DIGITS = 30  # far below the 4300 digits Python turns into an int
 # printable ASCII that ruamel writes plain: no indicator first, no `: ` or ` #` inside (checked
 # where it is used), no space or colon last
 _PLAIN = re.compile(r"[A-Za-z0-9_][\x20-\x7e]*")
@@ -195,6 +196,8 @@ def _parse_scalar(text: str) -> Any:
     if len(text) >= 2 and text[0] == "'" and text[-1] == "'":  # the subset never doubles a quote
         return text[1:-1]
     if _INT.fullmatch(text):
+        if len(text) > MAX_FAST_DIGITS:
+            raise _Unsupported  # past what a record holds: ruamel reads it, the model refuses
         return int(text)
     return text
 
@@ -333,14 +336,8 @@ def load(model: type[M], raw: bytes, where: str, limit: int = MAX_RECORD_BYTES) 
     data = load_data(raw, where, limit)
     try:
         return model.model_validate(data)
-    except ValueError as exc:
-        from pydantic import ValidationError  # only a refused record comes to pydantic
-
-        if not isinstance(exc, ValidationError):
-            raise
-        first = exc.errors()[0]
-        loc = ".".join(str(part) for part in first["loc"]) or "record"
-        raise CorruptRecord(f"{where}: invalid record ({loc}: {first['msg']})") from None
+    except InvalidValue as exc:
+        raise CorruptRecord(f"{where}: {exc}") from None
 
 
 def format_blob() -> bytes:
