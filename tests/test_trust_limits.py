@@ -266,7 +266,8 @@ def test_a_forged_push_past_the_limits_is_refused_by_the_hook(shared: Deploy,  #
     assert ref_of(server) == before
 
 
-def test_hook_fsck_and_command_line_refuse_alike(shared: Deploy, server: Path) -> None:  # noqa: F811
+def test_hook_fsck_and_command_line_refuse_alike(shared: Deploy,  # noqa: F811
+                                                 server: Path) -> None:  # noqa: F811
     forge, reason = FORGERIES["hanging-after-huge"]
     commit = forge(shared)
     [hook] = refused(push(shared, f"{commit}:{REF}"))

@@ -1,26 +1,28 @@
 """The records: targets, deployments, the index and the operation requests. No I/O.
 
-They are declared as pydantic models are — types, `Field` constraints, `AfterValidator`s — and
-pydantic remains the judge of what is valid: a value that is plainly of its declared type (a str
-where a str is due, an ISO time, a known status) is checked right here against the same
-declarations, and anything else — a value pydantic would coerce, or refuse — goes to pydantic
-models generated from them, whose results and errors come back unchanged. Importing pydantic and
-building its validators takes longer than a whole `git deploy start` otherwise does, and the
-records a command reads and writes are nearly always plain.
+Declared as pydantic models are, and judged by pydantic (through core/validation.py, which
+spares a command importing it for the plain values it would accept as they are). Every limit a
+stored record or a recorded request must keep is here, so the command line, the server's hook,
+fsck and pull refuse alike.
 """
 
 from __future__ import annotations
 
 import re
-import sys
-import types
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from functools import cache
-from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union
 
-from git_deployments.errors import InvalidValue
+from git_deployments.core.validation import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Record,
+    Strict,
+    model_validator,
+    validate,
+)
 
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}\Z")  # \Z: "$" would take "x\n"
 REPOSITORY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
@@ -196,510 +198,7 @@ def branch_is_valid(name: str) -> bool:
     return not any(part.startswith(".") or part.endswith(".lock") for part in name.split("/"))
 
 
-# --- declarations, and the validator of plain values ----------------------------------------
-
-
-class _Unusual(Exception):  # noqa: N818 - a signal to ask pydantic, not an error
-    """A value this module does not judge by itself: pydantic does."""
-
-
-_MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
-_CONSTRAINTS = frozenset({"ge", "le", "min_length", "max_length", "pattern", "discriminator"})
-
-
-class FieldInfo:
-    """What `Field(...)` declares: a default or a default factory, and constraints."""
-
-    __slots__ = ("constraints", "default", "default_factory")
-
-    def __init__(self, default: Any, default_factory: Callable[[], Any] | None,
-                 constraints: dict[str, Any]) -> None:
-        unknown = set(constraints) - _CONSTRAINTS
-        if unknown:
-            raise TypeError(f"Field() does not take {', '.join(sorted(unknown))}")
-        self.default = default
-        self.default_factory = default_factory
-        self.constraints = constraints
-
-
-def Field(default: Any = _MISSING, *,  # noqa: N802 - named as pydantic names it
-          default_factory: Callable[[], Any] | None = None, **constraints: Any) -> Any:
-    """pydantic's `Field`, reduced to what these records use; handed to pydantic as its own
-    `Field` whenever pydantic validates. Typed Any, as pydantic's is, so that `x: int =
-    Field(ge=1)` reads as the declaration it is."""
-    return FieldInfo(default, default_factory, constraints)
-
-
-class AfterValidator:
-    """pydantic's `AfterValidator`: `func` checks (and may normalise) a value of the type."""
-
-    __slots__ = ("func",)
-
-    def __init__(self, func: Callable[[Any], Any]) -> None:
-        self.func = func
-
-
-class BeforeValidator:
-    """pydantic's `BeforeValidator`: `func` takes the raw value before the type is checked."""
-
-    __slots__ = ("func",)
-
-    def __init__(self, func: Callable[[Any], Any]) -> None:
-        self.func = func
-
-
-class StrictMode:
-    """pydantic's `Strict`: whether the type is checked strictly (no conversions)."""
-
-    __slots__ = ("strict",)
-
-    def __init__(self, strict: bool = True) -> None:
-        self.strict = strict
-
-
-def model_validator(*, mode: Literal["after"]) -> Callable[[Callable[[Any], Any]],
-                                                          Callable[[Any], Any]]:
-    """pydantic's `model_validator(mode="after")`: a method checking the made record."""
-
-    def mark(func: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        func.__model_validator__ = mode  # type: ignore[attr-defined]
-        return func
-
-    return mark
-
-
-_ISO_MOMENT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
-                         r"(?:Z|[+-][0-9]{2}:[0-9]{2})")
-Check = Callable[[Any], Any]
-
-
-def _plain_check(hint: Any, constraints: dict[str, Any],
-                 after: list[Callable[[Any], Any]], strict: bool) -> Check:
-    """A function that returns what pydantic would make of a plain value of type `hint` (with
-    `constraints`, then the `after` validators), and raises _Unusual for any other value."""
-    origin = get_origin(hint)
-    if origin is Annotated:
-        base, *meta = get_args(hint)
-        constraints, inner_after = dict(constraints), []
-        before: list[Callable[[Any], Any]] = []
-        for item in meta:
-            if isinstance(item, FieldInfo):
-                constraints.update(item.constraints)
-            elif isinstance(item, AfterValidator):
-                inner_after.append(item.func)
-            elif isinstance(item, BeforeValidator):
-                before.insert(0, item.func)  # the last declared runs first, as in pydantic
-            elif isinstance(item, StrictMode):
-                strict = item.strict
-            else:
-                raise TypeError(f"unsupported annotation {item!r}")
-        check = _plain_check(base, constraints, inner_after + after, strict)
-        if not before:
-            return check
-
-        def prepared(value: Any) -> Any:
-            try:
-                for func in before:
-                    value = func(value)
-            except Exception:  # pydantic turns these into its error: let it
-                raise _Unusual from None
-            return check(value)
-
-        return prepared
-    if after:
-        inner = _plain_check(hint, constraints, [], strict)
-
-        def validated(value: Any) -> Any:
-            value = inner(value)
-            try:
-                for func in after:
-                    value = func(value)
-            except Exception:  # pydantic turns these into its error: let it
-                raise _Unusual from None
-            return value
-
-        return validated
-    if origin in (Union, types.UnionType):
-        members = get_args(hint)
-        nullable = type(None) in members
-        checks = [_plain_check(m, constraints, [], strict) for m in members
-                  if m is not type(None)]
-
-        def one_of(value: Any) -> Any:
-            if value is None and nullable:
-                return None
-            found = []
-            for check in checks:
-                try:
-                    found.append(check(value))
-                except _Unusual:
-                    continue
-            if len(found) != 1:  # none plainly, or several: pydantic's union rules decide
-                raise _Unusual
-            return found[0]
-
-        return one_of
-    if origin is Literal:
-        allowed = get_args(hint)
-
-        def literal(value: Any) -> Any:
-            for choice in allowed:
-                if type(value) is type(choice) and value == choice:
-                    return choice
-                if isinstance(choice, StrEnum) and type(value) is str and value == choice.value:
-                    return choice
-            raise _Unusual
-
-        return literal
-    if origin is list:
-        (item_hint,) = get_args(hint)
-        item = _plain_check(item_hint, {}, [], strict)
-        low, high = constraints.get("min_length", 0), constraints.get("max_length")
-
-        def listed(value: Any) -> Any:
-            if type(value) is not list or len(value) < low or \
-                    (high is not None and len(value) > high):
-                raise _Unusual
-            return [item(v) for v in value]
-
-        return listed
-    if origin is dict:
-        key_hint, value_hint = get_args(hint)
-        name = _plain_check(key_hint, {}, [], strict)
-        entry = _plain_check(value_hint, {}, [], strict)
-        high = constraints.get("max_length")
-
-        def mapped(value: Any) -> Any:
-            if type(value) is not dict or (high is not None and len(value) > high):
-                raise _Unusual
-            return {name(k): entry(v) for k, v in value.items()}
-
-        return mapped
-    if hint is str:
-        low, high = constraints.get("min_length", 0), constraints.get("max_length")
-        pattern = re.compile(constraints["pattern"]) if "pattern" in constraints else None
-
-        def text(value: Any) -> Any:
-            if type(value) is not str or len(value) < low or \
-                    (high is not None and len(value) > high):
-                raise _Unusual
-            # pydantic's regex `$` never matches before a final newline; Python's does
-            if pattern is not None and ("\n" in value or not pattern.search(value)):
-                raise _Unusual
-            return value
-
-        return text
-    if hint is int:
-        ge, le = constraints.get("ge"), constraints.get("le")
-
-        def integer(value: Any) -> Any:
-            if type(value) is not int or (ge is not None and value < ge) or \
-                    (le is not None and value > le):
-                raise _Unusual
-            return value
-
-        return integer
-    if hint is bool:
-        def boolean(value: Any) -> Any:
-            if type(value) is not bool:
-                raise _Unusual
-            return value
-
-        return boolean
-    if hint is datetime:
-        def moment(value: Any) -> Any:
-            if type(value) is datetime:
-                return value
-            if not strict and type(value) is str and _ISO_MOMENT.fullmatch(value):
-                try:
-                    return datetime.fromisoformat(value)
-                except ValueError:
-                    raise _Unusual from None
-            raise _Unusual
-
-        return moment
-    if isinstance(hint, type) and issubclass(hint, StrEnum):
-        values = {member.value: member for member in hint}
-
-        def member(value: Any) -> Any:
-            if type(value) is hint:
-                return value
-            if not strict and type(value) is str and value in values:
-                return values[value]
-            raise _Unusual
-
-        return member
-    if isinstance(hint, type) and issubclass(hint, Record):
-        record_class = hint
-
-        def nested(value: Any) -> Any:
-            if type(value) is record_class:
-                return value  # a made record stands as it is (pydantic does not revalidate)
-            return record_class._validate_plain(value)
-
-        return nested
-    raise TypeError(f"unsupported field type {hint!r}")
-
-
-class _FieldSpec:
-    __slots__ = ("check", "declared", "default", "factory", "hint", "name")
-
-    def __init__(self, name: str, hint: Any, declared: Any, strict: bool) -> None:
-        self.name = name
-        self.hint = hint
-        self.declared = declared  # what the class body assigned: a default, a Field or nothing
-        field = declared if isinstance(declared, FieldInfo) else None
-        self.default = field.default if field else declared
-        self.factory = field.default_factory if field else None
-        self.check = _plain_check(hint, field.constraints if field else {}, [], strict)
-
-
-def _pydantic_hint(hint: Any) -> Any:
-    """`hint` in pydantic's terms: its Field and AfterValidator, records as pydantic models."""
-    origin = get_origin(hint)
-    if origin is Annotated:
-        base, *meta = get_args(hint)
-        return Annotated[(_pydantic_hint(base), *(_pydantic_meta(m) for m in meta))]
-    if origin in (Union, types.UnionType):
-        return Union[tuple(_pydantic_hint(m) for m in get_args(hint))]
-    if origin is list:
-        return list[_pydantic_hint(get_args(hint)[0])]  # type: ignore[misc]
-    if origin is dict:
-        key, value = get_args(hint)
-        return dict[_pydantic_hint(key), _pydantic_hint(value)]  # type: ignore[misc]
-    if isinstance(hint, type) and issubclass(hint, Record):
-        return hint._pydantic_model()
-    return hint
-
-
-def _pydantic_meta(item: Any) -> Any:
-    import pydantic
-
-    if isinstance(item, FieldInfo):
-        return _pydantic_field(item)
-    if isinstance(item, StrictMode):
-        return pydantic.Strict(item.strict)
-    if isinstance(item, BeforeValidator):
-        return pydantic.BeforeValidator(item.func)
-    return pydantic.AfterValidator(item.func)
-
-
-def _pydantic_field(field: FieldInfo) -> Any:
-    import pydantic
-
-    kwargs = dict(field.constraints)
-    if field.default_factory is not None:
-        kwargs["default_factory"] = field.default_factory
-    elif field.default is not _MISSING:
-        kwargs["default"] = field.default
-    return pydantic.Field(**kwargs)
-
-
-def _unwrapped(value: Any) -> Any:
-    """`value` with every record in it as its fields, which is how pydantic models take them."""
-    if isinstance(value, Record):
-        return value.model_dump()
-    if type(value) is dict:
-        return {k: _unwrapped(v) for k, v in value.items()}
-    if type(value) in (list, tuple):
-        return type(value)(_unwrapped(v) for v in value)
-    return value
-
-
-def _json_value(value: Any, exclude_none: bool) -> Any:
-    if isinstance(value, Record):
-        return value.model_dump(mode="json", exclude_none=exclude_none)
-    if isinstance(value, StrEnum):
-        return value.value
-    if type(value) is datetime:
-        offset = value.utcoffset()
-        if offset is not None and not offset and not value.microsecond:
-            return value.strftime("%Y-%m-%dT%H:%M:%SZ")  # what pydantic writes for UTC
-        from pydantic import TypeAdapter
-
-        return TypeAdapter(datetime).dump_python(value, mode="json")
-    if type(value) is list:
-        return [_json_value(v, exclude_none) for v in value]
-    if type(value) is dict:
-        return {k: _json_value(v, exclude_none) for k, v in value.items()}
-    return value
-
-
-def _python_value(value: Any, exclude_none: bool) -> Any:
-    if isinstance(value, Record):
-        return value.model_dump(exclude_none=exclude_none)
-    if type(value) is list:
-        return [_python_value(v, exclude_none) for v in value]
-    if type(value) is dict:
-        return {k: _python_value(v, exclude_none) for k, v in value.items()}
-    return value
-
-
-R = TypeVar("R", bound="Record")
-
-
-class Record:
-    """A frozen record with pydantic's API as this code uses it: `model_validate`,
-    `model_dump(mode=, exclude_none=)`, `model_copy(update=)`, equality by fields."""
-
-    model_config: ClassVar[dict[str, Any]] = {}
-    _spec: ClassVar[dict[str, _FieldSpec] | None] = None
-    _checks: ClassVar[list[Callable[[Any], Any]]] = []
-    _pydantic: ClassVar[Any] = None
-
-    def __init__(self, **data: Any) -> None:
-        made = type(self).model_validate(data)
-        object.__setattr__(self, "__dict__", dict(made.__dict__))
-
-    # --- the fields, read from the annotations on first use ---
-
-    @classmethod
-    def _fields(cls) -> dict[str, _FieldSpec]:
-        spec = cls.__dict__.get("_spec")
-        if spec is None:
-            import typing
-
-            hints = typing.get_type_hints(cls, globalns=vars(sys.modules[cls.__module__]),
-                                          include_extras=True)
-            spec = {}
-            for klass in reversed(cls.__mro__):  # a base's fields first, as pydantic orders them
-                for name in klass.__dict__.get("__annotations__", {}):
-                    if name.startswith("_") or get_origin(hints[name]) is ClassVar:
-                        continue
-                    declared = _MISSING
-                    for owner in cls.__mro__:
-                        if name in owner.__dict__:
-                            declared = owner.__dict__[name]
-                            break
-                    spec[name] = _FieldSpec(name, hints[name], declared,
-                                            bool(cls.model_config.get("strict")))
-            cls._checks = [func for klass in reversed(cls.__mro__)
-                           for func in klass.__dict__.values()
-                           if getattr(func, "__model_validator__", None) == "after"]
-            cls._spec = spec
-        return spec
-
-    # --- making records ---
-
-    @classmethod
-    def _made(cls: type[R], values: dict[str, Any]) -> R:
-        record = object.__new__(cls)
-        object.__setattr__(record, "__dict__", values)
-        return record
-
-    @classmethod
-    def _validate_plain(cls: type[R], data: Any) -> R:
-        if type(data) is not dict:
-            raise _Unusual
-        fields = cls._fields()
-        if any(name not in fields for name in data):
-            raise _Unusual  # an unknown field: pydantic says which
-        values: dict[str, Any] = {}
-        for name, field in fields.items():
-            if name in data:
-                values[name] = field.check(data[name])
-            elif field.factory is not None:
-                values[name] = field.factory()
-            elif field.default is not _MISSING:
-                values[name] = field.default
-            else:
-                raise _Unusual  # a missing field
-        made = cls._made(values)
-        try:
-            for check in cls._checks:
-                check(made)
-        except Exception:  # pydantic turns these into its error: let it
-            raise _Unusual from None
-        return made
-
-    @classmethod
-    def model_validate(cls: type[R], obj: Any) -> R:
-        """The record `obj` describes; InvalidValue (pydantic's verdict, in a line) when it
-        describes none."""
-        if type(obj) is cls:
-            return obj
-        try:
-            return cls._validate_plain(obj)
-        except _Unusual:
-            pass
-        try:
-            made = cls._pydantic_model().model_validate(_unwrapped(obj))
-        except ValueError as exc:  # pydantic's ValidationError
-            raise InvalidValue.from_pydantic(exc) from None
-        return cls._from_pydantic(made)
-
-    @classmethod
-    def _from_pydantic(cls: type[R], made: Any) -> R:
-        try:
-            return cls._validate_plain(made.model_dump())
-        except _Unusual:  # pragma: no cover - pydantic's output is always plain
-            raise TypeError(f"{cls.__name__}: pydantic made a value this module cannot hold") \
-                from None
-
-    @classmethod
-    def _pydantic_model(cls) -> Any:
-        """The pydantic model of the same declarations (and name, so errors read the same)."""
-        model = cls.__dict__.get("_pydantic")
-        if model is None:
-            import pydantic
-
-            fields: dict[str, Any] = {}
-            for name, field in cls._fields().items():
-                declared = field.declared
-                if isinstance(declared, FieldInfo):
-                    declared = _pydantic_field(declared)
-                elif declared is _MISSING:
-                    declared = ...
-                fields[name] = (_pydantic_hint(field.hint), declared)
-            cls._fields()
-            validators = {func.__name__: pydantic.model_validator(mode="after")(func)
-                          for func in cls._checks}
-            config = pydantic.ConfigDict(**cls.model_config)  # type: ignore[typeddict-item]
-            model = pydantic.create_model(cls.__name__, __config__=config,
-                                          __validators__=validators,  # type: ignore[arg-type]
-                                          __module__=cls.__module__, **fields)
-            cls._pydantic = model
-        return model
-
-    # --- using records ---
-
-    def model_dump(self, *, mode: str = "python", exclude_none: bool = False) -> dict[str, Any]:
-        convert = _json_value if mode == "json" else _python_value
-        return {name: convert(value, exclude_none) for name, value in self.__dict__.items()
-                if not (exclude_none and value is None)}
-
-    def model_copy(self: R, *, update: dict[str, Any] | None = None, deep: bool = False) -> R:
-        """A copy with `update` applied as given: not validated, as in pydantic."""
-        values = dict(self.__dict__)
-        if deep:
-            import copy
-
-            values = copy.deepcopy(values)
-        if update:
-            values.update(update)
-        return type(self)._made(values)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise TypeError(f"{type(self).__name__} is frozen: use model_copy(update=...)")
-
-    def __delattr__(self, name: str) -> None:
-        raise TypeError(f"{type(self).__name__} is frozen")
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return self.__dict__ == other.__dict__
-
-    def __hash__(self) -> int:
-        return hash((type(self), *self.__dict__.values()))
-
-    def __iter__(self) -> Iterator[tuple[str, Any]]:
-        yield from self.__dict__.items()
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={value!r}" for name, value in self.__dict__.items())
-        return f"{type(self).__name__}({fields})"
-
+# --- the records ---------------------------------------------------------------------------------
 
 Key = Annotated[str, AfterValidator(_key)]
 RepositoryName = Annotated[str, AfterValidator(_repository)]
@@ -714,17 +213,17 @@ Number = Annotated[int, Field(ge=1, le=MAX_NUMBER)]
 Count = Annotated[int, Field(ge=0, le=MAX_NUMBER)]
 Seconds = Annotated[int, AfterValidator(_duration)]
 # stored as its name: the one value strict mode lets be converted
-StatusName = Annotated[Status, StrictMode(False)]
+StatusName = Annotated[Status, Strict(False)]
 
 
-class Strict(Record):
+class Stored(Record):
     """Every record: unknown fields refused, values of exactly their type (a number written as
     text is not a number), frozen once made."""
 
-    model_config: ClassVar[dict[str, Any]] = {"extra": "forbid", "frozen": True, "strict": True}
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-class CommitRef(Strict):
+class CommitRef(Stored):
     repository: RepositoryName
     branch: Branch
     commit: CommitId | None = None
@@ -738,12 +237,12 @@ class CommitRef(Strict):
         return f"{self.repository}:{self.branch}:{commit}"
 
 
-class ExternalLink(Strict):
+class ExternalLink(Stored):
     label: Line = ""
     url: Url = ""
 
 
-class StatusChange(Strict):
+class StatusChange(Stored):
     status: StatusName
     at: Moment
     by: Line
@@ -751,7 +250,7 @@ class StatusChange(Strict):
     reason: Text | None = None
 
 
-class Deployment(Strict):
+class Deployment(Stored):
     number: Number
     version: Line | None = None
     status: StatusName
@@ -789,12 +288,12 @@ class Deployment(Strict):
         return f"{version} ({refs})" if refs else version
 
 
-class Repository(Strict):
+class Repository(Stored):
     name: RepositoryName
     location: Line | None = None
 
 
-class Target(Strict):
+class Target(Stored):
     key: Key
     name: Line
     description: Text = ""
@@ -809,7 +308,7 @@ class Target(Strict):
     created_at: Moment
 
     @model_validator(mode="after")
-    def _timeouts_in_order(self) -> Any:
+    def timeouts_in_order(self) -> Any:
         problem = timeouts_problem(self.hanging_after, self.failed_after)
         if problem:
             raise ValueError(f"invalid timeouts: {problem}")
@@ -825,13 +324,13 @@ class Target(Strict):
         return None
 
 
-class ScheduledEntry(Strict):
+class ScheduledEntry(Stored):
     repository: RepositoryName
     branch: Branch
     number: Number
 
 
-class Index(Strict):
+class Index(Stored):
     """Derived summary of the records, so reads and writes never scan history."""
 
     next_number: Number
@@ -849,7 +348,7 @@ class Index(Strict):
 # --- operation requests: what a change asked for, recorded in its commit ---------------------
 
 
-class Request(Strict):
+class Request(Stored):
     op_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
     at: Moment
     by: Line
@@ -859,7 +358,7 @@ class Request(Strict):
     facts: dict[Line, Line | bool | None] = Field(default_factory=dict, max_length=256)
 
 
-class TargetSettings(Strict):
+class TargetSettings(Stored):
     name: Line | None = None
     description: Text | None = None
     repositories: list[Repository] | None = Field(default=None, max_length=MAX_COMMITS)
@@ -949,32 +448,5 @@ Operation = Annotated[
 def parse_operation(data: Any) -> Request:
     """`data` validated as one of the operations, chosen by its `op` (a recorded request);
     InvalidValue when it is none."""
-    cls = None
-    if type(data) is dict and type(data.get("op")) is str:
-        cls = _operation_classes().get(data["op"])
-        if cls is not None:
-            try:
-                return cls._validate_plain(data)
-            except _Unusual:
-                pass
-    try:
-        made = _operation_adapter().validate_python(_unwrapped(data))
-    except ValueError as exc:  # pydantic's ValidationError
-        raise InvalidValue.from_pydantic(exc, tagged=cls is not None) from None
-    return _operation_classes()[made.op]._from_pydantic(made)
-
-
-@cache
-def _operation_adapter() -> Any:
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(_pydantic_hint(Operation))
-
-
-@cache
-def _operation_classes() -> dict[str, type[Request]]:
-    found: dict[str, type[Request]] = {}
-    for cls in get_args(get_args(Operation)[0]):
-        for op in get_args(cls._fields()["op"].hint):
-            found[op] = cls
-    return found
+    request: Request = validate(Operation, data)
+    return request
