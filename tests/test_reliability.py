@@ -205,7 +205,8 @@ def disk_scenario(repo: str, kind: str) -> int:
 
 
 def timeline_op_ids(repo: Path, key: str) -> list[str]:
-    from git_deployments.core.store import open_store, recorded_request
+    from git_deployments.core.store import open_store
+    from git_deployments.core.timeline import recorded_request
 
     store = open_store(repo)
     return [recorded_request(info.message).op_id for info in store.timeline(key)]

@@ -19,7 +19,9 @@ import pytest
 
 from conftest import Deploy, git, make_commit
 from git_deployments.git.repo import open_repository
-from git_deployments.core.store import Store, parse_trailers, recorded_request
+from git_deployments.core.store import Store
+from git_deployments.core.timeline import recorded_request
+from git_deployments.core.timeline import trailers as parse_trailers
 from git_deployments.core.verify import verify_commit, verify_index
 
 REF = "refs/deployments/production"

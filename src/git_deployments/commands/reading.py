@@ -226,22 +226,9 @@ def print_deployment(out: Output, key: str, record: Deployment) -> None:
 
 
 def log_entry(key: str, info: Any) -> dict[str, Any]:
-    from git_deployments.core.store import parse_trailers
+    from git_deployments.core.timeline import entry
 
-    trailers = parse_trailers(info.message)
-    subject = info.message.split("\n", 1)[0]
-    number_text = (trailers.get("Deploy-Number") or [None])[0]
-    return {
-        "target": key,
-        "timeline_commit": info.id,
-        "at": iso(datetime.fromtimestamp(info.author_time, UTC)),
-        "by": str(info.author),
-        "subject": subject,
-        "op": (trailers.get("Deploy-Op") or [None])[0],
-        "number": int(number_text) if number_text and number_text.isdigit() else None,
-        "status": (trailers.get("Deploy-Status") or [None])[0],
-        "also": trailers.get("Deploy-Also", []),
-    }
+    return entry(key, info).as_json()
 
 
 def cmd_log(ctx: Any, target: str | None = None, limit: int = 50, as_json: bool = False) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
@@ -13,10 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 
-from git_deployments.core import records
+from git_deployments.core import records, timeline
 from git_deployments.core.locking import target_lock
+from git_deployments.core.timeline import REF_PREFIX
 from git_deployments.errors import ConflictError, CorruptRecord, DeployError, NotFound
-from git_deployments.git.repo import CommitInfo, GitRepo, Person, RaceLost, open_repository
+from git_deployments.git.repo import CommitInfo, GitRepo, RaceLost, open_repository
 from git_deployments.core.model import Deployment, Index, Request, Target, key_problem
 
 if TYPE_CHECKING:
@@ -35,10 +35,8 @@ if TYPE_CHECKING:
         @property
         def index(self) -> Index | None: ...
 
-REF_PREFIX = "refs/deployments/"
 LOCK_TIMEOUT = 60.0
 MAX_TRIES = 12
-TRAILER_REQUEST = "Deploy-Request"
 
 
 def ref_name(key: str) -> str:
@@ -223,11 +221,7 @@ class Store:
 
     def timeline(self, key: str, tip: str | None = None) -> Iterator[CommitInfo]:
         """The commits of a target's timeline, newest first."""
-        tip = tip or self.git.read_ref(ref_name(key))
-        while tip:
-            info = self.git.commit_info(tip)
-            yield info
-            tip = info.parents[0] if info.parents else None
+        return timeline.commits(self.git, key, tip)
 
     # --- writing ---
 
@@ -305,10 +299,9 @@ class Store:
         change = machine.apply(snap, request, oracle or GitOracle(self.git, snap.target))
         recorded = request.model_copy(update={"facts": change.facts})
         tree = self.build_tree(snap, change)
-        message = compose_message(recorded, change)
-        author = Person.parse(request.by)
-        commit = self.git.create_commit(tree, [tip] if tip else [], message, author,
-                                        int(request.at.timestamp()))
+        commit = self.git.create_commit(tree, [tip] if tip else [],
+                                        timeline.compose(recorded, change),
+                                        timeline.author_of(recorded), timeline.author_time(recorded))
         return WriteResult(key=key, commit=commit, change=change, request=recorded)
 
     def build_tree(self, snap: TreeSnapshot, change: Change) -> str:
@@ -329,65 +322,6 @@ def changed_files(snap: Snapshot, change: Change) -> dict[str, bytes | None]:
     for number, record in change.records.items():
         files[record_path(number)] = records.dump(record) if record is not None else None
     return files
-
-
-def compose_message(request: Request, change: Change) -> str:
-    """Subject, body, then trailers a person and `git log --format=%(trailers)` can read."""
-    lines = [change.subject.replace("\n", " ")[:200], ""]
-    if change.body:
-        lines += [change.body.strip(), ""]
-    op = str(getattr(request, "op"))
-    trailers = [("Deploy-Op", op)]
-    record = change.records.get(change.number) if change.number is not None else None
-    if change.number is not None:
-        trailers.append(("Deploy-Number", str(change.number)))
-    def arrow(effect: Effect) -> str:
-        return f"{effect.old or 'none'} -> {effect.new or 'deleted'}"
-
-    trailers += [("Deploy-Status", arrow(e)) for e in change.effects if e.number == change.number]
-    trailers += [("Deploy-Also", f"#{e.number} {arrow(e)}") for e in change.effects
-                 if e.number != change.number]
-    if record is not None:
-        if record.version:
-            trailers.append(("Deploy-Version", record.version.replace("\n", " ")))
-        for ref in record.commits:
-            trailers.append(("Deploy-Commit", ref.label(short=False)))
-        if record.rollback_of:
-            trailers.append(("Deploy-Rollback-Of", str(record.rollback_of)))
-    trailers.append(("Deploy-Op-Id", request.op_id))
-    payload = request.model_dump(mode="json", exclude_none=True)
-    trailers.append((TRAILER_REQUEST, json.dumps(payload, separators=(",", ":"),
-                                                 ensure_ascii=True, sort_keys=True)))
-    lines += [f"{name}: {value}" for name, value in trailers]
-    return "\n".join(lines) + "\n"
-
-
-def parse_trailers(message: str) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    paragraphs = message.rstrip("\n").split("\n\n")
-    for line in paragraphs[-1].splitlines():
-        name, sep, value = line.partition(": ")
-        if sep and name.startswith("Deploy-"):
-            found.setdefault(name, []).append(value)
-    return found
-
-
-def recorded_request(message: str, where: str = "timeline commit") -> Request:
-    """The request a timeline commit recorded, validated."""
-    from git_deployments.core.model import parse_operation
-
-    values = parse_trailers(message).get(TRAILER_REQUEST)
-    if not values:
-        raise CorruptRecord(f"{where}: no {TRAILER_REQUEST} trailer")
-    if len(values[-1]) > records.MAX_RECORD_BYTES:
-        raise CorruptRecord(f"{where}: recorded request too large")
-    try:
-        data = json.loads(values[-1])
-        request: Request = parse_operation(data)
-    except ValueError as exc:  # bad JSON, or pydantic's ValidationError (a ValueError)
-        raise CorruptRecord(f"{where}: recorded request is invalid ({str(exc).splitlines()[0]})") \
-            from None
-    return request
 
 
 def open_store(path: str | os.PathLike[str] | None = None) -> Store:

@@ -4,6 +4,7 @@ request on its parent produces. Used by fsck and by the server's pre-receive hoo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from git_deployments.core import machine
 
@@ -11,7 +12,13 @@ from git_deployments.core import records
 from git_deployments.errors import CorruptRecord, DeployError
 from git_deployments.git.repo import GitRepo
 from git_deployments.core.model import CreateTarget, Request
-from git_deployments.core.store import GitOracle, TreeSnapshot, parse_trailers, recorded_request
+from git_deployments.core import timeline
+from git_deployments.core.store import GitOracle, TreeSnapshot
+from git_deployments.core.timeutil import format_duration, iso
+
+# how far a change that arrives from elsewhere may be dated from the clock, or before the
+# change it follows: clocks disagree, and a clone may replay changes made while offline
+CLOCK_SKEW = timedelta(days=1)
 
 
 class _Recorded:
@@ -36,8 +43,12 @@ class Verified:
     change: machine.Change
 
 
-def verify_commit(git: GitRepo, key: str, commit: str) -> Verified:
-    """Raise CorruptRecord naming `commit` and the reason when it is not a legal change."""
+def verify_commit(git: GitRepo, key: str, commit: str, now: datetime | None = None) -> Verified:
+    """Raise CorruptRecord naming `commit` and the reason when it is not a legal change.
+
+    With `now` (what the server hook and pull pass: changes that arrive from elsewhere), a
+    change dated more than CLOCK_SKEW ahead of it, or before its parent by more than that, is
+    refused too: its time becomes the records' times and the author date everyone reads."""
     short = commit[:12]
     try:
         info = git.commit_info(commit)
@@ -46,7 +57,7 @@ def verify_commit(git: GitRepo, key: str, commit: str) -> Verified:
     if len(info.parents) > 1:
         raise CorruptRecord(f"{short}: a timeline commit has one parent; this is a merge")
     parent = info.parents[0] if info.parents else None
-    request = recorded_request(info.message, short)
+    request = timeline.recorded_request(info.message, short)
     if request.target != key:
         raise CorruptRecord(f"{short}: records a change to '{request.target}', not '{key}'")
     if (parent is None) != isinstance(request, CreateTarget):
@@ -70,11 +81,27 @@ def verify_commit(git: GitRepo, key: str, commit: str) -> Verified:
         raise CorruptRecord(f"{short}: its tree is not what its recorded "
                             f"{getattr(request, 'op', '?')} gives on its parent "
                             "(edited records or index, or files outside the layout)")
-    trailers = parse_trailers(info.message)
-    op_ids = trailers.get("Deploy-Op-Id", [])
-    if op_ids and op_ids[-1] != request.op_id:
-        raise CorruptRecord(f"{short}: Deploy-Op-Id does not match the recorded request")
+    # the message, author and author date are derived: recomposed and required exactly
+    mismatch = timeline.derived_mismatch(info, request.model_copy(update={"facts": change.facts}),
+                                         change)
+    if mismatch:
+        raise CorruptRecord(f"{short}: {mismatch}")
+    if now is not None:
+        _check_time(git, short, request, parent, now)
     return Verified(commit=commit, request=request, change=change)
+
+
+def _check_time(git: GitRepo, short: str, request: Request, parent: str | None,
+                now: datetime) -> None:
+    if request.at > now + CLOCK_SKEW:
+        raise CorruptRecord(f"{short}: it is dated {iso(request.at)}, more than "
+                            f"{format_duration(int(CLOCK_SKEW.total_seconds()))} ahead of this clock ({iso(now)})")
+    if parent is not None:
+        before = datetime.fromtimestamp(git.commit_info(parent).author_time, UTC)
+        if request.at < before - CLOCK_SKEW:
+            raise CorruptRecord(f"{short}: it is dated {iso(request.at)}, more than "
+                                f"{format_duration(int(CLOCK_SKEW.total_seconds()))} before the change it follows "
+                                f"({iso(before)})")
 
 
 def verify_index(git: GitRepo, key: str, tip: str) -> None:

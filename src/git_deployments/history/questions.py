@@ -31,13 +31,8 @@ from git_deployments.core.model import (
     Target,
     branch_is_valid,
 )
-from git_deployments.core.store import (
-    TRAILER_REQUEST,
-    GitOracle,
-    Store,
-    TreeSnapshot,
-    parse_trailers,
-)
+from git_deployments.core import timeline
+from git_deployments.core.store import GitOracle, Store, TreeSnapshot
 
 FIRST_MAX_COUNT = 100  # how much of a first deployment's history is listed by default
 _DATE = "--date=format-local:%Y-%m-%dT%H:%M:%SZ"
@@ -530,68 +525,52 @@ class TimelineScan:
         return next((t for t in self.deployments.values() if t.status == Status.CURRENT), None)
 
 
-def _arrow_end(text: str) -> str:
-    return text.rsplit(" -> ", 1)[-1].strip()
+DELETED = "deleted"  # a trace's status once its record was deleted
 
 
 def scan_timeline(git: GitRepo, key: str) -> TimelineScan:
-    """Every deployment's status, commits and version, from the trailers of the target's
-    timeline commits: one pass over small commit messages instead of a YAML load per record.
-    The trailers are written with each change from the same records (store.compose_message)."""
+    """Every deployment's status, commits and version, from the target's timeline entries: one
+    pass over small commit messages instead of a YAML load per record. Every entry is derived
+    from its records and request, and required so by the hook, fsck and pull
+    (timeline.derived_mismatch)."""
     traces: dict[int, Trace] = {}
     recorded: list[tuple[str, str]] = []
     repository: str | None = None
-    for info in Store(git).timeline(key):
-        trailers = parse_trailers(info.message)
-        numbers = trailers.get("Deploy-Number")
-        number = int(numbers[0]) if numbers and numbers[0].isdigit() else None
-        changes: dict[int, str] = {}
-        if number is not None:
-            for value in trailers.get("Deploy-Status", []):
-                changes[number] = _arrow_end(value)
-        for value in trailers.get("Deploy-Also", []):
-            head, _, arrow = value.partition(" ")
-            if head.startswith("#") and head[1:].isdigit():
-                changes[int(head[1:])] = _arrow_end(arrow)
+    for entry in timeline.entries(git, key):
+        changes = {t.number: t.new or DELETED for t in entry.transitions}
         for n, status in changes.items():
             trace = traces.setdefault(n, Trace(n))
             if trace.status is None:
                 trace.status = status
+        number = entry.number
         if number is not None and changes.get(number) == Status.CURRENT:
-            traces[number].shipped_at = info.author_time  # walking back: ends at the first
-        refs = []
-        for label in trailers.get("Deploy-Commit", []):
-            parts = label.split(":")
-            if len(parts) == 3 and COMMIT_PATTERN.match(parts[2]):
-                refs.append((parts[0], parts[1], parts[2]))
+            traces[number].shipped_at = entry.time  # walking back: ends at the first
+        refs = list(entry.commits)
         recorded[:0] = [(r, c) for r, _, c in refs]
-        if number is not None and (refs or trailers.get("Deploy-Version")):
+        if number is not None and (refs or entry.version):
             trace = traces.setdefault(number, Trace(number))
             if trace.commits is None and refs:
                 trace.commits = refs
-            if trace.version is None and trailers.get("Deploy-Version"):
-                trace.version = trailers["Deploy-Version"][-1]
-        if not info.parents:
-            repository = _created_in(info.message, info.id[:12])
+            if trace.version is None and entry.version:
+                trace.version = entry.version
+        if entry.parent is None:
+            repository = _created_in(entry)
     if repository is None:
         raise CorruptRecord(f"the timeline of '{key}' does not start with a target-create")
     return TimelineScan(key=key, repository=repository, deployments=traces, recorded=recorded)
 
 
-def _created_in(message: str, where: str) -> str:
+def _created_in(entry: timeline.Entry) -> str:
     """The repository a target-create change names (read without validating the whole request
     model: building its schema would cost more than the rest of the scan)."""
-    import json
-
-    values = parse_trailers(message).get(TRAILER_REQUEST) or []
+    where = entry.commit[:12]
     try:
-        data = json.loads(values[-1]) if values else None
-    except ValueError:
-        data = None
-    if not isinstance(data, dict) or data.get("op") != "target-create":
-        raise CorruptRecord(f"{where}: the first change of a timeline must create the target")
+        data = entry.request_data()
+    except CorruptRecord:
+        data = {}
     repository = data.get("repository")
-    if not isinstance(repository, str) or not REPOSITORY_PATTERN.match(repository):
+    if data.get("op") != "target-create" or not isinstance(repository, str) \
+            or not REPOSITORY_PATTERN.match(repository):
         raise CorruptRecord(f"{where}: the first change of a timeline must create the target")
     return repository
 

@@ -315,7 +315,7 @@ class Watcher:
                 changes = [e.describe() for e in events_in(self.store, key, info)]
             except Exception as exc:  # noqa: BLE001 - described as unreadable, and passed
                 changes = [f"unreadable: {reason(exc)}"]
-            subject = info.message.split("\n", 1)[0]
+            subject = info.message.partition("\n")[0]
             self.log(DETAIL, f"noticed {subject} by {info.author.name} [{info.id[:10]}]"
                              f"{': ' if changes else ''}{'; '.join(changes)}")
 

@@ -264,43 +264,33 @@ class Event:
         return {"event": "status", "id": self.id, **asdict(self)}
 
 
-def _arrow(text: str) -> tuple[str | None, str | None] | None:
-    old, sep, new = text.partition(" -> ")
-    if not sep:
-        return None
-    return (None if old == "none" else old), (None if new == DELETED else new)
-
-
 def events_in(store: Store, key: str, info: CommitInfo) -> list[Event]:
-    """The status changes one timeline commit records (its Deploy-Status and Deploy-Also)."""
-    from git_deployments.commands.reading import log_entry
+    """The status changes one timeline commit makes: which deployments it moved comes from its
+    entry, and what each was before and after from the records on either side."""
+    from git_deployments.core.timeline import entry as timeline_entry
 
-    entry = log_entry(key, info)
-    changes: list[tuple[int, str]] = []
-    if entry["number"] is not None and entry["status"]:
-        changes.append((entry["number"], entry["status"]))
-    for also in entry["also"]:
-        number, _, arrow = also.partition(" ")
-        if number.startswith("#") and number[1:].isdigit():
-            changes.append((int(number[1:]), arrow))
+    entry = timeline_entry(key, info)
+    numbers = list(dict.fromkeys(t.number for t in entry.transitions))
+    if not numbers:
+        return []
+    after = store.snapshot(key, info.id)
+    before = store.snapshot(key, info.parents[0]) if info.parents else None
+    target = after.target
     events = []
-    after = store.snapshot(key, info.id) if changes else None
-    for number, arrow in changes:
-        parsed = _arrow(arrow)
-        if parsed is None or after is None:
+    for number in numbers:
+        was = before.record(number) if before is not None else None
+        now = after.record(number)
+        old = was.status.value if was is not None else None
+        new = now.status.value if now is not None else None
+        if old == new:
             continue
-        old, new = parsed
-        snap = after
-        if new is None and info.parents:  # deleted: what it was comes from the parent
-            snap = store.snapshot(key, info.parents[0])
-        record = snap.record(number)
-        target = after.target
+        record = now or was  # deleted: what it was comes from the parent
         events.append(Event(
             target=key, repository=target.repository if target else None, number=number,
             version=record.version if record else None,
             commits=[ref.model_dump(mode="json") for ref in record.commits] if record else [],
-            old_status=old, new_status=new, by=entry["by"], at=entry["at"],
-            timeline_commit=info.id, op=entry["op"], subject=entry["subject"],
+            old_status=old, new_status=new, by=str(entry.author), at=iso(entry.at),
+            timeline_commit=info.id, op=entry.op, subject=entry.subject,
         ))
     return events
 
