@@ -1,5 +1,5 @@
 """Every limit lives in the records' model, so the command line, the server's pre-receive hook,
-fsck and every reader refuse the same values with the same words; and one target the
+fsck, pull and every reader refuse the same values with the same words; and one target the
 watcher cannot handle is named and skipped while the others are served."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from conftest import Deploy, git
 from test_hooks import REF, push, refused, shared  # noqa: F401
 from test_notify import Recorder
 from test_store import plant
-from test_sync import clone, ref_of, server  # noqa: F401
+from test_sync import CloneFactory, clone, ref_of, server  # noqa: F401
 from test_watch_daemon import Daemon, daemons, wait_for  # noqa: F401
 
 from git_deployments.core import machine, model
@@ -266,8 +266,9 @@ def test_a_forged_push_past_the_limits_is_refused_by_the_hook(shared: Deploy,  #
     assert ref_of(server) == before
 
 
-def test_hook_fsck_and_command_line_refuse_alike(shared: Deploy,  # noqa: F811
-                                                 server: Path) -> None:  # noqa: F811
+def test_hook_pull_fsck_and_command_line_refuse_alike(shared: Deploy,  # noqa: F811
+                                                      server: Path,  # noqa: F811
+                                                      clone: CloneFactory) -> None:  # noqa: F811
     forge, reason = FORGERIES["hanging-after-huge"]
     commit = forge(shared)
     [hook] = refused(push(shared, f"{commit}:{REF}"))
@@ -275,6 +276,15 @@ def test_hook_fsck_and_command_line_refuse_alike(shared: Deploy,  # noqa: F811
     # the command line: the same words for the same limit
     line = one_error(shared("target", "edit", "production", "--hanging-after", "400d", code=1))
     assert line == f"error: invalid duration '400d': {DURATION_LIMIT}"
+    # on the server by other means (an administrator's update-ref): pull leaves it out
+    landed = subprocess.run(["git", "push", "origin", f"{commit}:refs/heads/forged"],
+                            cwd=shared.cwd, capture_output=True, text=True, check=False)
+    assert landed.returncode == 0, landed.stderr
+    git(server, "update-ref", REF, commit)
+    b = clone("b")
+    pulled = b("pull", ok=False)
+    assert reason in pulled.stdout + pulled.stderr, (pulled.stdout, pulled.stderr)
+    assert ref_of(b.cwd) is None
     # in a clone by other means (a fetch or an update-ref without the tool): fsck names it
     git(shared.cwd, "update-ref", REF, commit)
     checked = shared("fsck", ok=False)
