@@ -4,14 +4,14 @@ VENV := .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup demo test reliability bench clean
+.PHONY: setup demo test check reliability bench clean
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml man/git-deploy.1
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,server]'
 	# an editable install skips data files: put the manual where `git deploy --help` finds it
 	install -D -m 644 man/git-deploy.1 $(VENV)/share/man/man1/git-deploy.1
 	touch $@
@@ -21,6 +21,11 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# the quality gates: lint (ruff) and strict types (mypy, configured in pyproject.toml)
+check: setup
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy src
 
 reliability: setup
 	$(BIN)/python -m pytest -m reliability

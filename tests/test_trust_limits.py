@@ -13,13 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import Deploy, git
-from test_hooks import REF, push, refused, shared  # noqa: F401
-from test_notify import Recorder
-from test_store import plant
-from test_sync import CloneFactory, clone, ref_of, server  # noqa: F401
-from test_watch_daemon import Daemon, daemons, wait_for  # noqa: F401
 
+from conftest import Deploy, git
 from git_deployments.core import machine, model
 from git_deployments.core.intake import new_request
 from git_deployments.core.model import Comment, Edit, EditTarget, ExternalLink, Request, Status
@@ -28,6 +23,11 @@ from git_deployments.core.store import Store
 from git_deployments.core.timeutil import later
 from git_deployments.errors import InvalidValue
 from git_deployments.git.repo import open_repository
+from test_hooks import REF, push, refused, shared  # noqa: F401
+from test_notify import Recorder
+from test_store import plant
+from test_sync import CloneFactory, clone, ref_of, server  # noqa: F401
+from test_watch_daemon import Daemon, daemons, wait_for  # noqa: F401
 
 DURATION_LIMIT = "must be between 1s and 365d"
 TIME_LIMIT = "must be between 1970-01-01 and 9000-01-01 (UTC)"

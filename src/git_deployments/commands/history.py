@@ -13,15 +13,17 @@ from git_deployments.commands.common import (
     add_write_options,
     count,
     number,
+    runs,
     target_key,
 )
-from git_deployments.errors import DeployError
-from git_deployments.core.model import REPOSITORY_PATTERN
 from git_deployments.commands.output import Output
+from git_deployments.core.model import REPOSITORY_PATTERN
+from git_deployments.errors import DeployError
 
 if TYPE_CHECKING:
-    from git_deployments.history.questions import Commit, RepoRange
+    from git_deployments.commands.context import Context
     from git_deployments.core.model import Deployment
+    from git_deployments.history.questions import Commit, RepoRange
 
 
 def register(subparsers: Any) -> None:
@@ -33,7 +35,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("number", type=number, nargs="?")
     _max_count(p)
     add_json(p)
-    p.set_defaults(func=cmd_commits)
+    runs(p, lambda ctx, a: cmd_commits(ctx, target=a.target, number=a.number,
+                                       max_count=a.max_count, as_json=a.as_json))
 
     p = subparsers.add_parser(
         "pending", help="commits on the branch not yet in the current deployment",
@@ -44,7 +47,8 @@ def register(subparsers: Any) -> None:
                    help="the branch to compare with (default: the deployed branch)")
     _max_count(p)
     add_json(p)
-    p.set_defaults(func=cmd_pending)
+    runs(p, lambda ctx, a: cmd_pending(ctx, target=a.target, branch=a.branch,
+                                       max_count=a.max_count, as_json=a.as_json))
 
     p = subparsers.add_parser(
         "contains", help="which targets run a commit, and the deployment that first shipped it",
@@ -57,7 +61,8 @@ def register(subparsers: Any) -> None:
                    help="the repository the commit is in, by the name targets give it (default: "
                         "this one, else any repository the targets record that has it)")
     add_json(p)
-    p.set_defaults(func=cmd_contains)
+    runs(p, lambda ctx, a: cmd_contains(ctx, commit=a.commit, targets=a.targets,
+                                        repository=a.repository, as_json=a.as_json))
 
     p = subparsers.add_parser(
         "compare", help="what one target's current deployment has that another's has not",
@@ -66,7 +71,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("a", type=target_key, metavar="TARGET_A")
     p.add_argument("b", type=target_key, metavar="TARGET_B")
     add_json(p)
-    p.set_defaults(func=cmd_compare)
+    runs(p, lambda ctx, a: cmd_compare(ctx, a=a.a, b=a.b, as_json=a.as_json))
 
     p = subparsers.add_parser(
         "issues", help="merges and issue references in what a deployment brought",
@@ -77,7 +82,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("number", type=number, nargs="?")
     _max_count(p)
     add_json(p)
-    p.set_defaults(func=cmd_issues)
+    runs(p, lambda ctx, a: cmd_issues(ctx, target=a.target, number=a.number,
+                                      max_count=a.max_count, as_json=a.as_json))
 
     p = subparsers.add_parser(
         "rollback", help="redeploy an earlier successful deployment on purpose",
@@ -95,7 +101,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--ext-label", metavar="LABEL", help="label of an external link")
     p.add_argument("--ext-url", metavar="URL", help="URL of the external link")
     add_write_options(p)
-    p.set_defaults(func=cmd_rollback)
+    runs(p, lambda ctx, a: cmd_rollback(ctx, target=a.target, to=a.to, finish=a.finish,
+                                        version=a.version, description=a.description,
+                                        reason=a.reason, ext_label=a.ext_label,
+                                        ext_url=a.ext_url, as_json=a.as_json))
 
     p = subparsers.add_parser(
         "import-tags", help="build a target's history from release tags",
@@ -107,7 +116,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--branch", help="the branch the releases were made on (default: HEAD's)")
     p.add_argument("--dry-run", action="store_true", help="show what would be imported")
     add_json(p)
-    p.set_defaults(func=cmd_import_tags)
+    runs(p, lambda ctx, a: cmd_import_tags(ctx, target=a.target, pattern=a.pattern,
+                                           branch=a.branch, dry_run=a.dry_run,
+                                           as_json=a.as_json))
 
     p = subparsers.add_parser(
         "keep", help="rebuild the refs that keep deployed commits from being pruned",
@@ -116,7 +127,7 @@ def register(subparsers: Any) -> None:
                     "lacks.")
     p.add_argument("targets", type=target_key, nargs="*", metavar="TARGET")
     add_json(p)
-    p.set_defaults(func=cmd_keep)
+    runs(p, lambda ctx, a: cmd_keep(ctx, targets=a.targets, as_json=a.as_json))
 
 
 def _max_count(p: Any) -> None:
@@ -150,10 +161,32 @@ def _indented(encoded: str, depth: int) -> str:
     return "[\n" + pad + joined + "\n" + "  " * depth + "]"
 
 
-def _emit(out: Output, data: Any, lists: dict[str, tuple[list[dict[str, Any]], int]]) -> None:
-    """Print `data` as indented JSON, each placeholder string replaced by its list, written
+def _with_placeholders(data: Any, lists: dict[str, tuple[list[dict[str, Any]], int]],
+                       depth: int = 0) -> Any:
+    """`data` with each list of commits (under a key of COMMIT_LISTS) put aside in `lists` and
+    replaced by a placeholder string; `depth` is how deep the value sits in the JSON."""
+    from git_deployments.reading.history import COMMIT_LISTS
+
+    if isinstance(data, dict):
+        copy = {}
+        for name, value in data.items():
+            if name in COMMIT_LISTS and isinstance(value, list):
+                tag = str(len(lists))
+                lists[tag] = (value, depth + 1)
+                copy[name] = _PLACEHOLDER.format(tag)
+            else:
+                copy[name] = _with_placeholders(value, lists, depth + 1)
+        return copy
+    if isinstance(data, list):
+        return [_with_placeholders(item, lists, depth + 1) for item in data]
+    return data
+
+
+def _emit(out: Output, data: Any) -> None:
+    """Print `data` as indented JSON with one commit per line in its lists of commits, written
     piece by piece rather than joined into one large string."""
-    envelope = json.dumps(data, indent=2, ensure_ascii=False)
+    lists: dict[str, tuple[list[dict[str, Any]], int]] = {}
+    envelope = json.dumps(_with_placeholders(data, lists), indent=2, ensure_ascii=False)
     encoded: dict[int, str] = {}  # a list given twice (one repository's, and all) encoded once
     pieces = _ENCODED_PLACEHOLDER.split(envelope)
     for i, piece in enumerate(pieces):
@@ -165,22 +198,6 @@ def _emit(out: Output, data: Any, lists: dict[str, tuple[list[dict[str, Any]], i
             encoded[id(entries)] = _encode_list(entries)
         out.stream.write(_indented(encoded[id(entries)], depth))
     out.stream.write("\n")
-
-
-def _ranges_json(ranges: list[RepoRange]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """`repositories` (each with its own list) and the flat `commits`, as placeholders."""
-    lists: dict[str, Any] = {}
-    repositories = []
-    flat: list[dict[str, Any]] = []
-    for i, span in enumerate(ranges):
-        entry = span.as_json(with_commits=False)
-        entries = [c.as_json(span.repository) for c in span.commits]
-        flat.extend(entries)
-        entry["commits"] = _PLACEHOLDER.format(i)
-        lists[str(i)] = (entries, 3)
-        repositories.append(entry)
-    lists["all"] = (lists["0"][0] if len(ranges) == 1 else flat, 1)
-    return {"repositories": repositories, "commits": _PLACEHOLDER.format("all")}, lists
 
 
 # --- human output --------------------------------------------------------------------------------
@@ -235,13 +252,9 @@ def _print_range(out: Output, key: str, span: RepoRange, what: str) -> None:
         _commit_lines(out, span.removed, "  - ")
 
 
-def brought_summary(store: Any, key: str, record: Deployment
-                    ) -> tuple[list[dict[str, Any]], list[str]]:
+def brought_lines(key: str, record: Deployment, counts: list[dict[str, Any]]) -> list[str]:
     """What `show` says about a deployment's commits: per repository how many it brought,
     and the command that lists them."""
-    from git_deployments.history import questions as history
-
-    counts = history.brought_counts(store, key, record)
     lines = []
     for entry in counts:
         where = f"{entry['repository']}:{entry['branch']}"
@@ -255,13 +268,13 @@ def brought_summary(store: Any, key: str, record: Deployment
         lines.append(f"  brought      {text}")
     if lines:
         lines.append(f"               (list them: git deploy commits {key} {record.number})")
-    return counts, lines
+    return lines
 
 
 # --- commits -------------------------------------------------------------------------------------
 
 
-def cmd_commits(ctx: Any, target: str, number: int | None = None,
+def cmd_commits(ctx: Context, target: str, number: int | None = None,
                 max_count: int | None = None, as_json: bool = False) -> int:
     from git_deployments.history import questions as history
 
@@ -269,10 +282,9 @@ def cmd_commits(ctx: Any, target: str, number: int | None = None,
     record = result.record
     out = Output(as_json)
     if as_json:
-        body, lists = _ranges_json(result.ranges)
-        _emit(out, {"target": target, "number": record.number, "version": record.version,
-                    "status": str(record.status), "rollback_of": record.rollback_of,
-                    "first": result.first, **body}, lists)
+        from git_deployments.reading.history import brought_json
+
+        _emit(out, brought_json(result))
         return 0
     _heading(out, target, record)
     if not result.ranges:
@@ -286,7 +298,7 @@ def cmd_commits(ctx: Any, target: str, number: int | None = None,
 # --- pending -------------------------------------------------------------------------------------
 
 
-def cmd_pending(ctx: Any, target: str, branch: str | None = None,
+def cmd_pending(ctx: Context, target: str, branch: str | None = None,
                 max_count: int | None = None, as_json: bool = False) -> int:
     from git_deployments.history import questions as history
 
@@ -294,9 +306,9 @@ def cmd_pending(ctx: Any, target: str, branch: str | None = None,
     out = Output(as_json)
     current = result.current
     if as_json:
-        body, lists = _ranges_json(result.ranges)
-        _emit(out, {"target": target, "current": current.number if current else None,
-                    "count": sum(len(s.commits) for s in result.ranges), **body}, lists)
+        from git_deployments.reading.history import pending_json
+
+        _emit(out, pending_json(result))
         return 0
     if current is None:
         out.line(f"{target}: nothing deployed yet; the next deployment brings the branch's "
@@ -327,12 +339,12 @@ def cmd_pending(ctx: Any, target: str, branch: str | None = None,
 # --- contains ------------------------------------------------------------------------------------
 
 
-def cmd_contains(ctx: Any, commit: str, targets: list[str] | None = None,
+def cmd_contains(ctx: Context, commit: str, targets: list[str] | None = None,
                  repository: str | None = None, as_json: bool = False) -> int:
     from datetime import UTC, datetime
 
-    from git_deployments.history import questions as history
     from git_deployments.core.timeutil import iso
+    from git_deployments.history import questions as history
 
     if repository is not None and not REPOSITORY_PATTERN.match(repository):
         raise DeployError(f"invalid repository name {repository!r}")
@@ -340,7 +352,9 @@ def cmd_contains(ctx: Any, commit: str, targets: list[str] | None = None,
     answers = result.answers
     out = Output(as_json)
     if as_json:
-        out.json([a.as_json() for a in answers])
+        from git_deployments.reading.history import contains_json
+
+        out.json(contains_json(result))
         return 0
     where = f"  (repository {result.elsewhere})" if result.elsewhere else ""
     out.line(out.bold(f"commit {result.commit[:12]}") + f"  {result.summary}{where}")
@@ -376,35 +390,16 @@ def cmd_contains(ctx: Any, commit: str, targets: list[str] | None = None,
 # --- compare -------------------------------------------------------------------------------------
 
 
-def cmd_compare(ctx: Any, a: str, b: str, as_json: bool = False) -> int:
+def cmd_compare(ctx: Context, a: str, b: str, as_json: bool = False) -> int:
     from git_deployments.history import questions as history
 
     result = history.compare(ctx.store, a, b)
     out = Output(as_json)
 
-    def side(s: Any) -> dict[str, Any]:
-        current = s.current
-        return {"target": s.key, "current": current.number if current else None,
-                "version": current.version if current else None}
-
     if as_json:
-        lists: dict[str, Any] = {}
-        repositories = []
-        all_b: list[dict[str, Any]] = []
-        all_a: list[dict[str, Any]] = []
-        for i, (repository, only_b, only_a, problem) in enumerate(result.repositories):
-            b_entries = [c.as_json(repository) for c in only_b]
-            a_entries = [c.as_json(repository) for c in only_a]
-            all_b.extend(b_entries)
-            all_a.extend(a_entries)
-            lists[f"b{i}"], lists[f"a{i}"] = (b_entries, 3), (a_entries, 3)
-            repositories.append({"repository": repository, "problem": problem,
-                                 "only_in_b": _PLACEHOLDER.format(f"b{i}"),
-                                 "only_in_a": _PLACEHOLDER.format(f"a{i}")})
-        lists["b"], lists["a"] = (all_b, 1), (all_a, 1)
-        _emit(out, {"a": side(result.a), "b": side(result.b), "repositories": repositories,
-                    "only_in_b": _PLACEHOLDER.format("b"),
-                    "only_in_a": _PLACEHOLDER.format("a")}, lists)
+        from git_deployments.reading.history import compare_json
+
+        _emit(out, compare_json(result))
         return 0
     for s in (result.a, result.b):
         if s.current is None:
@@ -427,23 +422,17 @@ def cmd_compare(ctx: Any, a: str, b: str, as_json: bool = False) -> int:
 # --- issues --------------------------------------------------------------------------------------
 
 
-def cmd_issues(ctx: Any, target: str, number: int | None = None,
+def cmd_issues(ctx: Context, target: str, number: int | None = None,
                max_count: int | None = None, as_json: bool = False) -> int:
-    from git_deployments.history import questions as history
+    from git_deployments.reading.history import issues as find_issues
 
-    patterns, defaults = history.issue_patterns(ctx.git)
-    result = history.brought(ctx.store, target, number, max_count=max_count, full=True)
-    messages = [(span.repository, c) for span in result.ranges for c in span.commits]
-    merges, issues = history.issues_in(messages, patterns, defaults)  # type: ignore[arg-type]
-    record = result.record
+    found = find_issues(ctx.store, target, number, max_count)
     out = Output(as_json)
     if as_json:
-        out.json({"target": target, "number": record.number, "version": record.version,
-                  "status": str(record.status),
-                  "repositories": [s.as_json(with_commits=False) for s in result.ranges],
-                  "merges": [m.as_json() for m in merges],
-                  "issues": [i.as_json() for i in issues]})
+        out.json(found.as_json())
         return 0
+    result, merges, issues = found.brought, found.merges, found.issues
+    record = result.record
     _heading(out, target, record)
     for span in result.ranges:
         if span.problem:
@@ -482,12 +471,12 @@ def default_rollback(snap: Any, index: Any) -> int:
                       "to")
 
 
-def cmd_rollback(ctx: Any, target: str, to: int | None = None, finish: bool = False,
+def cmd_rollback(ctx: Context, target: str, to: int | None = None, finish: bool = False,
                  version: str | None = None, description: str | None = None,
                  reason: str | None = None, ext_label: str | None = None,
                  ext_url: str | None = None, as_json: bool = False) -> int:
-    from git_deployments.core import intake
     from git_deployments.commands.deployments import report
+    from git_deployments.core import intake
     from git_deployments.core.model import Deploy
 
     snap = ctx.store.existing(target)
@@ -501,7 +490,7 @@ def cmd_rollback(ctx: Any, target: str, to: int | None = None, finish: bool = Fa
         external_link=intake.external_link(ext_label, ext_url))
     result = ctx.write(request)
     if as_json:
-        return report(ctx, result, as_json)
+        return report(result, as_json)
     out = Output()
     out.line(result.change.subject)
     for effect in result.change.effects:
@@ -518,97 +507,47 @@ def cmd_rollback(ctx: Any, target: str, to: int | None = None, finish: bool = Fa
 # --- import-tags ---------------------------------------------------------------------------------
 
 
-def _natural(text: str) -> list[Any]:
-    return [(0, int(part), "") if part.isdigit() else (1, 0, part)
-            for part in re.split(r"(\d+)", text) if part]
-
-
-def cmd_import_tags(ctx: Any, target: str, pattern: str = "v*", branch: str | None = None,
+def cmd_import_tags(ctx: Context, target: str, pattern: str = "v*", branch: str | None = None,
                     dry_run: bool = False, as_json: bool = False) -> int:
-    import fnmatch
     from datetime import UTC, datetime
 
-    from git_deployments.history import questions as history
-
-    from git_deployments.core import intake
-    from git_deployments.core.model import CommitRef, CreateTarget, Deploy, branch_is_valid
     from git_deployments.core.timeutil import iso
+    from git_deployments.history.tags import plan_import
 
     git = ctx.git
-    tags = []
-    for name, _ in git.list_refs("refs/tags/"):
-        if fnmatch.fnmatchcase(name[len("refs/tags/"):], pattern):
-            info = git.tag_info(name)
-            if info is not None:
-                tags.append(info)
-    if not tags:
-        raise DeployError(f"no tag matches {pattern!r} (tags that lead to a commit)")
-    tags.sort(key=lambda t: (t.time, _natural(t.name)))
-    branch = branch or git.head()[0]
-    if branch is None:
-        raise DeployError("HEAD is detached: pass --branch, the branch the releases were made on")
-    if not branch_is_valid(branch):
-        raise DeployError(f"invalid branch name {branch!r}")
-    snap = ctx.store.snapshot(target)
-    exists = snap.tip is not None
-    home = git.default_repository_name()
-    skipped = []
-    todo = tags
-    if exists:
-        recorded_target, _ = snap.require()
-        if recorded_target.archived:
-            raise DeployError(f"target '{target}' is archived; 'git deploy target unarchive "
-                              f"{target}' to use it")
-        home = recorded_target.repository
-        scan = history.scan_timeline(git, target)
-        seen = {(t.version, c) for t in scan.deployments.values() if t.status != "deleted"
-                for r, _, c in t.commits or [] if r == home}
-        todo = [t for t in tags if (t.name, t.commit) not in seen]
-        skipped = [t for t in tags if (t.name, t.commit) in seen]
-        newest = git.commit_info(snap.tip).author_time
-        older = [t for t in todo if t.time < newest]
-        if older:
-            raise DeployError(
-                f"tag {older[0].name} ({iso(datetime.fromtimestamp(older[0].time, UTC))}) is "
-                f"older than the newest change of target '{target}' "
-                f"({iso(datetime.fromtimestamp(newest, UTC))}); history is appended in time "
-                "order: import into a new target, or narrow --pattern")
+    plan = plan_import(ctx.store, target, pattern, branch)
     out = Output(as_json)
     planned = [{"tag": t.name, "commit": t.commit,
                 "at": iso(datetime.fromtimestamp(t.time, UTC)), "by": str(t.person)}
-               for t in todo]
+               for t in plan.todo]
+    skipped = [t.name for t in plan.skipped]
     if dry_run:
         if as_json:
-            out.json({"target": target, "dry_run": True, "create_target": not exists,
-                      "imported": planned, "skipped": [t.name for t in skipped]})
+            out.json({"target": target, "dry_run": True, "create_target": plan.create,
+                      "imported": planned, "skipped": skipped})
         else:
-            out.line(f"would import {_plural(len(todo), 'tag')} into '{target}'"
-                     f"{'' if exists else ' (a new target)'} on branch {branch}"
+            out.line(f"would import {_plural(len(plan.todo), 'tag')} into '{target}'"
+                     f"{' (a new target)' if plan.create else ''} on branch {plan.branch}"
                      f"{f'; {len(skipped)} imported already' if skipped else ''}")
             for entry in planned:
                 out.line(f"  {entry['at']}  {entry['tag']}  {entry['commit'][:10]}")
         return 0
-    if not exists:
-        ctx.write(intake.new_request(CreateTarget, git, target, repository=home, settings={},
-                                     at=datetime.fromtimestamp(tags[0].time, UTC)))
-    progress = _Progress(len(todo))
+    create = plan.create_request(git)
+    if create is not None:
+        ctx.write(create)
+    progress = _Progress(len(plan.todo))
     imported = []
-    for i, tag in enumerate(todo):
-        request = intake.new_request(
-            Deploy, git, target, op="finish", version=tag.name,
-            commits=[CommitRef(repository=home, branch=branch, commit=tag.commit)],
-            at=datetime.fromtimestamp(tag.time, UTC), by=str(tag.person),
-            reason=f"imported from tag {tag.name}")
+    for i, (_, request) in enumerate(plan.requests(git)):
         result = ctx.write(request)
         imported.append({**planned[i], "number": result.change.number})
         progress.step(i + 1)
     progress.done()
     if as_json:
-        out.json({"target": target, "dry_run": False, "create_target": not exists,
-                  "imported": imported, "skipped": [t.name for t in skipped]})
+        out.json({"target": target, "dry_run": False, "create_target": plan.create,
+                  "imported": imported, "skipped": skipped})
         return 0
     out.line(f"imported {_plural(len(imported), 'tag')} into '{target}'"
-             f"{'' if exists else ' (created)'}"
+             f"{' (created)' if plan.create else ''}"
              f"{f'; {len(skipped)} imported already' if skipped else ''}")
     if imported:
         out.line(f"  #{imported[0]['number']} {imported[0]['tag']} .. "
@@ -640,9 +579,10 @@ class _Progress:
 # --- keep ----------------------------------------------------------------------------------------
 
 
-def cmd_keep(ctx: Any, targets: list[str] | None = None, as_json: bool = False) -> int:
-    from git_deployments.history import questions as history
+def cmd_keep(ctx: Context, targets: list[str] | None = None, as_json: bool = False) -> int:
+    from git_deployments.core.keepalive import kept_ref
     from git_deployments.history import keep
+    from git_deployments.history import questions as history
 
     store = ctx.store
     keys = targets or store.keys()
@@ -654,7 +594,7 @@ def cmd_keep(ctx: Any, targets: list[str] | None = None, as_json: bool = False) 
         results.append((key, keep.rebuild(ctx.git, key, scan), _other_repositories(store, scan)))
     out = Output(as_json)
     if as_json:
-        out.json([{"target": key, "ref": keep.kept_ref(key), "kept": len(kept.added),
+        out.json([{"target": key, "ref": kept_ref(key), "kept": len(kept.added),
                    "missing": kept.missing, "other_repositories": others}
                   for key, kept, others in results])
         return 0
@@ -662,7 +602,7 @@ def cmd_keep(ctx: Any, targets: list[str] | None = None, as_json: bool = False) 
         out.line("no targets yet")
     for key, kept, others in results:
         out.line(f"{key}: keeps {_plural(len(kept.added), 'deployed commit')} "
-                 f"({keep.kept_ref(key)})")
+                 f"({kept_ref(key)})")
         for commit in kept.missing:
             out.line(f"  missing {commit} (not in this repository: never fetched, or pruned "
                      "before it was kept)")

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import heapq
-from datetime import UTC, datetime
-from typing import Any
+import sys
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from git_deployments.commands.common import add_json, count, number, target_key
-from git_deployments.errors import NotFound
+from git_deployments.commands.common import add_json, count, number, runs, target_key
+from git_deployments.commands.output import Output
 from git_deployments.core.model import Deployment, Status
-from git_deployments.commands.output import Output, deployment_json
 from git_deployments.core.timeutil import iso, relative, span
+from git_deployments.reading.deployments import deployment_json
 
-NEWEST_SCAN = 1000  # how far back `show` looks past deleted deployments for the newest one
+if TYPE_CHECKING:
+    from git_deployments.commands.context import Context
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("status", help="what runs where, what is in flight (the default)")
     p.add_argument("--all", action="store_true", help="include archived targets")
     add_json(p)
-    p.set_defaults(func=cmd_status)
+    runs(p, lambda ctx, a: cmd_status(ctx, all=a.all, as_json=a.as_json))
 
     p = subparsers.add_parser("list", help="a target's deployments, newest first")
     p.add_argument("target", type=target_key)
@@ -27,19 +29,20 @@ def register(subparsers: Any) -> None:
                    help="only these statuses (repeatable)")
     p.add_argument("-n", "--limit", type=count, default=50, help="at most this many (0: all)")
     add_json(p)
-    p.set_defaults(func=cmd_list)
+    runs(p, lambda ctx, a: cmd_list(ctx, target=a.target, status=a.status, limit=a.limit,
+                                    as_json=a.as_json))
 
     p = subparsers.add_parser("show", help="one deployment in full (default: the newest)")
     p.add_argument("target", type=target_key)
     p.add_argument("number", type=number, nargs="?")
     add_json(p)
-    p.set_defaults(func=cmd_show)
+    runs(p, lambda ctx, a: cmd_show(ctx, target=a.target, number=a.number, as_json=a.as_json))
 
     p = subparsers.add_parser("log", help="the timeline of changes, newest first")
     p.add_argument("target", type=target_key, nargs="?")
     p.add_argument("-n", "--limit", type=count, default=50, help="at most this many (0: all)")
     add_json(p)
-    p.set_defaults(func=cmd_log)
+    runs(p, lambda ctx, a: cmd_log(ctx, target=a.target, limit=a.limit, as_json=a.as_json))
 
 
 # --- status ------------------------------------------------------------------------------------
@@ -52,53 +55,23 @@ def clock() -> datetime:
     return intake_clock()
 
 
-def target_status(store: Any, key: str) -> dict[str, Any]:
-    """One target's summary, from its index and at most a few records: O(1) in history."""
-    snap = store.snapshot(key)
-    target, index = snap.require()
-    current = snap.record(index.current) if index.current else None
-    in_flight = snap.record(index.in_flight) if index.in_flight else None
-    scheduled = [r for r in (snap.record(n) for n in sorted({e.number for e in index.scheduled}))
-                 if r is not None]
-    return {
-        "target": key, "name": target.name, "archived": target.archived,
-        "current": deployment_json(key, current) if current else None,
-        "current_since": iso(current.since) if current else None,
-        "in_flight": deployment_json(key, in_flight) if in_flight else None,
-        "scheduled": [deployment_json(key, r) for r in scheduled],
-        "pending": pending_count(store.git, target, current),
-        "deployments": index.count,
-        "timeline_commit": snap.tip,
-    }
+def cmd_status(ctx: Context, all: bool = False, as_json: bool = False) -> int:
+    from git_deployments.reading.status import status
 
-
-def pending_count(git: Any, target: Any, current: Deployment | None) -> int | None:
-    """Commits on the current deployment's branch tip that it does not contain yet."""
-    if current is None:
-        return None
-    total = None
-    for ref in current.commits:
-        if ref.repository != target.repository or not ref.commit:
-            continue
-        tip = git.branch_tip(ref.branch)
-        if tip is None or not git.has_object(ref.commit):
-            continue
-        ahead = git.ahead_behind(tip, ref.commit)[0]
-        total = (total or 0) + ahead
-    return total
-
-
-def cmd_status(ctx: Any, all: bool = False, as_json: bool = False) -> int:
-    store = ctx.store
     out = Output(as_json)
-    rows = [target_status(store, key) for key in store.keys()]
-    rows = [r for r in rows if all or not r["archived"]]
+    entries = status(ctx.store, include_archived=all)
+    rows = [row for row in entries if "error" not in row]
+    unreadable = [row for row in entries if "error" in row]
+    code = 1 if unreadable else 0
     if as_json:
-        out.json(rows)
-        return 0
+        out.json(entries)
+        return code
+    for row in unreadable:
+        print(f"error: {row['error']}", file=sys.stderr)
     if not rows:
-        out.line("no targets yet; create one with 'git deploy target create <key>'")
-        return 0
+        if not unreadable:
+            out.line("no targets yet; create one with 'git deploy target create <key>'")
+        return code
     now = clock()
     table = []
     for row in rows:
@@ -112,10 +85,11 @@ def cmd_status(ctx: Any, all: bool = False, as_json: bool = False) -> int:
             f"#{flight.number} {out.status(flight.status)} {flight.version or ''} "
             f"for {span(flight.since, now)}" if flight else "-",
             ", ".join(f"#{_record(s).number}" for s in row["scheduled"]) or "-",
-            "-" if row["pending"] is None else str(row["pending"]),
+            "-" if row["pending"] is None else
+            f"{row['pending']}{'+' if row['pending_capped'] else ''}",
         ))
     out.table(["TARGET", "CURRENT", "FOR", "IN FLIGHT", "SCHEDULED", "PENDING"], table)
-    return 0
+    return code
 
 
 def _record(data: dict[str, Any] | None) -> Any:
@@ -128,20 +102,10 @@ def _record(data: dict[str, Any] | None) -> Any:
 # --- list and show -----------------------------------------------------------------------------
 
 
-def newest_first(snap: Any, index: Any, statuses: set[str] | None, limit: int) -> list[Deployment]:
-    """Records from the newest number down, reading only as many as needed."""
-    found: list[Deployment] = []
-    for n in range(index.next_number - 1, 0, -1):
-        if limit and len(found) >= limit:
-            break
-        record = snap.record(n)
-        if record is not None and (not statuses or record.status in statuses):
-            found.append(record)
-    return found
-
-
-def cmd_list(ctx: Any, target: str, status: list[str] | None = None, limit: int = 50,
+def cmd_list(ctx: Context, target: str, status: list[str] | None = None, limit: int = 50,
              as_json: bool = False) -> int:
+    from git_deployments.reading.deployments import newest_first
+
     snap = ctx.store.existing(target)
     _, index = snap.require()
     found = newest_first(snap, index, set(status) if status else None, max(limit, 0))
@@ -171,30 +135,18 @@ def deployed_by(record: Deployment) -> str:
     return record.history[-1].by
 
 
-def cmd_show(ctx: Any, target: str, number: int | None = None, as_json: bool = False) -> int:
-    snap = ctx.store.existing(target)
-    _, index = snap.require()
-    if number is None:
-        newest = newest_first(snap, index, None, 1)
-        if not newest:
-            from git_deployments.history.questions import no_deployments
+def cmd_show(ctx: Context, target: str, number: int | None = None, as_json: bool = False) -> int:
+    from git_deployments.commands.history import brought_lines
+    from git_deployments.reading.deployments import show
 
-            raise NotFound(no_deployments(target, index))
-        record = newest[0]
-    else:
-        record = snap.record(number)
-        if record is None:
-            raise NotFound(f"target '{target}' has no deployment #{number}")
-    from git_deployments.commands.history import brought_summary
-
-    # the way from a deployment to its commits (git deploy commits)
-    brought, brought_lines = brought_summary(ctx.store, target, record)
+    shown = show(ctx.store, target, number)
     out = Output(as_json)
     if as_json:
-        out.json({**deployment_json(target, record), "brought": brought})
+        out.json(shown.as_json())
         return 0
-    print_deployment(out, target, record)
-    for line in brought_lines:
+    print_deployment(out, target, shown.record)
+    # the way from a deployment to its commits (git deploy commits)
+    for line in brought_lines(target, shown.record, shown.brought):
         out.line(line)
     return 0
 
@@ -211,7 +163,8 @@ def print_deployment(out: Output, key: str, record: Deployment) -> None:
         link = record.external_link
         out.line(f"  link         {link.label} {link.url}".rstrip())
     if record.scheduled_for:
-        out.line(f"  planned for  {iso(record.scheduled_for)} ({relative(record.scheduled_for, now)})")
+        out.line(f"  planned for  {iso(record.scheduled_for)} "
+                 f"({relative(record.scheduled_for, now)})")
     if record.rollback_of:
         out.line(f"  rollback     rolls back #{record.rollback_of}")
     out.line(f"  created      {iso(record.created_at)} ({relative(record.created_at, now)})")
@@ -231,7 +184,7 @@ def log_entry(key: str, info: Any) -> dict[str, Any]:
     return entry(key, info).as_json()
 
 
-def cmd_log(ctx: Any, target: str | None = None, limit: int = 50, as_json: bool = False) -> int:
+def cmd_log(ctx: Context, target: str | None = None, limit: int = 50, as_json: bool = False) -> int:
     store = ctx.store
     keys = [target] if target else store.keys()
     if target:

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from git_deployments.commands.common import (
+    Run,
     add_json,
     add_write_options,
     duration_or_off,
+    runs,
     target_key,
 )
-from git_deployments.errors import DeployError
 from git_deployments.commands.output import Output
 from git_deployments.core.timeutil import format_duration, iso
 
-DEFAULT_HANGING = 30 * 60
-DEFAULT_FAILED = 120 * 60
-
+if TYPE_CHECKING:
+    from git_deployments.commands.context import Context
+    from git_deployments.core.model import Target
 
 def register(subparsers: Any) -> None:
     target = subparsers.add_parser("target", help="create, edit, show, list and archive targets",
@@ -29,30 +31,34 @@ def register(subparsers: Any) -> None:
     create.add_argument("key", type=target_key, help="unique key, e.g. production")
     _settings(create, creating=True)
     add_write_options(create)
-    create.set_defaults(func=cmd_create)
+    runs(create, lambda ctx, a: cmd_create(ctx, key=a.key,
+                                           options=SettingsOptions.parsed(a, creating=True),
+                                           as_json=a.as_json))
 
     edit = sub.add_parser("edit", help="change a target's settings")
     edit.add_argument("key", type=target_key)
     _settings(edit, creating=False)
     add_write_options(edit)
-    edit.set_defaults(func=cmd_edit)
+    runs(edit, lambda ctx, a: cmd_edit(ctx, key=a.key,
+                                       options=SettingsOptions.parsed(a, creating=False),
+                                       as_json=a.as_json))
 
     show = sub.add_parser("show", help="a target's settings and state")
     show.add_argument("key", type=target_key)
     add_json(show)
-    show.set_defaults(func=cmd_show)
+    runs(show, lambda ctx, a: cmd_show(ctx, key=a.key, as_json=a.as_json))
 
     listing = sub.add_parser("list", help="every target")
     listing.add_argument("--all", action="store_true", help="include archived targets")
     add_json(listing)
-    listing.set_defaults(func=cmd_list)
+    runs(listing, lambda ctx, a: cmd_list(ctx, all=a.all, as_json=a.as_json))
 
     for name, archived, text in (("archive", True, "hide a target (its history is kept)"),
                                  ("unarchive", False, "bring an archived target back")):
         p = sub.add_parser(name, help=text)
         p.add_argument("key", type=target_key)
         add_write_options(p)
-        p.set_defaults(func=cmd_archive, archived=archived)
+        runs(p, _archive(archived))
 
 
 def _settings(p: argparse.ArgumentParser, creating: bool) -> None:
@@ -84,114 +90,76 @@ def _settings(p: argparse.ArgumentParser, creating: bool) -> None:
                        help="stop scheduling on push")
 
 
-def _repositories(specs: list[str], existing: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    repos = [dict(r) for r in existing]
-    for spec in specs:
-        name, sep, location = spec.partition("=")
-        entry = {"name": name, "location": location if sep and location else None}
-        for repo in repos:
-            if repo["name"] == name:
-                repo["location"] = entry["location"]
-                break
-        else:
-            repos.append(entry)
-    return repos
+def _archive(archived: bool) -> Run:
+    return lambda ctx, a: cmd_archive(ctx, key=a.key, archived=archived, as_json=a.as_json)
 
 
-def _check_timeouts(settings: dict[str, Any], current: tuple[Any, Any]) -> None:
-    """The records' rule, checked before anything is asked of the repository."""
-    from git_deployments.core.model import timeouts_problem
+@dataclass(frozen=True, slots=True)
+class SettingsOptions:
+    """What _settings reads from a command line (edit has two options create has not)."""
 
-    hanging = settings.get("hanging_after", current[0])
-    failed = settings.get("failed_after", current[1])
-    problem = timeouts_problem(hanging if isinstance(hanging, int) else None,
-                               failed if isinstance(failed, int) else None)
-    if problem:
-        raise DeployError(f"invalid timeouts: {problem}")
+    name: str | None
+    description: str | None
+    repository: list[str]
+    remove_repository: list[str]
+    manual_controls: bool | None
+    hanging_after: int | str | None
+    failed_after: int | str | None
+    start_requires_schedule: bool | None
+    schedule_on_push: list[str] | None
+    no_schedule_on_push: bool
 
-
-def _settings_from(args: dict[str, Any], existing: list[dict[str, Any]]) -> dict[str, Any]:
-    settings: dict[str, Any] = {}
-    if args.get("name") is not None and not args["name"].strip():
-        raise DeployError("invalid name: must not be empty (the key is shown when none is set)")
-    for name in ("name", "description", "manual_controls", "start_requires_schedule",
-                 "schedule_on_push"):
-        if args.get(name) is not None:
-            settings[name] = args[name]
-    if settings.get("schedule_on_push"):  # each branch once, in the order given
-        settings["schedule_on_push"] = list(dict.fromkeys(settings["schedule_on_push"]))
-    if args.get("no_schedule_on_push"):
-        settings["schedule_on_push"] = []
-    for name, default in (("hanging_after", DEFAULT_HANGING), ("failed_after", DEFAULT_FAILED)):
-        value = args.get(name)
-        if value is not None:
-            settings[name] = default if value == "on" else value
-    _check_timeouts(settings, args.get("current_timeouts") or (None, None))
-    repositories = _repositories(args.get("repository") or [], existing)
-    removed = set(args.get("remove_repository") or [])
-    if args.get("repository") or removed:
-        settings["repositories"] = [r for r in repositories if r["name"] not in removed]
-    return settings
+    @classmethod
+    def parsed(cls, a: argparse.Namespace, creating: bool) -> SettingsOptions:
+        return cls(name=a.name, description=a.description, repository=a.repository,
+                   remove_repository=[] if creating else a.remove_repository,
+                   manual_controls=a.manual_controls, hanging_after=a.hanging_after,
+                   failed_after=a.failed_after,
+                   start_requires_schedule=a.start_requires_schedule,
+                   schedule_on_push=a.schedule_on_push,
+                   no_schedule_on_push=False if creating else a.no_schedule_on_push)
 
 
-def cmd_create(ctx: Any, key: str, as_json: bool = False, **args: Any) -> int:
+def cmd_create(ctx: Context, key: str, options: SettingsOptions, as_json: bool = False) -> int:
+    from dataclasses import asdict
+
     from git_deployments.core import intake
-    from git_deployments.core.model import CreateTarget
 
-    git = ctx.git
-    home = git.default_repository_name()
-    existing = [{"name": home, "location": None}]
-    settings = _settings_from(args, existing)
-    settings.setdefault("repositories", existing)
-    if home in (args.get("remove_repository") or []):
-        raise DeployError(f"'{home}' holds the target's ref and cannot be removed")
-    request = intake.new_request(CreateTarget, git, key, repository=home, settings=settings)
+    request = intake.create_target_request(ctx.store, key, asdict(options))
     result = ctx.write(request)
     return _print_target(Output(as_json), result.change.target, result.commit,
-                         f"created target '{key}' (repository '{home}')")
+                         f"created target '{key}' (repository '{request.repository}')")
 
 
-def cmd_edit(ctx: Any, key: str, as_json: bool = False, **args: Any) -> int:
+def cmd_edit(ctx: Context, key: str, options: SettingsOptions, as_json: bool = False) -> int:
+    from dataclasses import asdict
+
     from git_deployments.core import intake
-    from git_deployments.core.model import EditTarget
 
-    target, _ = ctx.store.existing(key).require()
-    if target.repository in (args.get("remove_repository") or []):
-        raise DeployError(f"'{target.repository}' holds the target's ref and cannot be removed")
-    existing = [r.model_dump() for r in target.repositories]
-    settings = _settings_from({**args, "current_timeouts": (target.hanging_after,
-                                                            target.failed_after)}, existing)
-    if not settings:
-        raise DeployError("nothing to change: give at least one option (see "
-                          "'git deploy target edit -h')")
-    request = intake.new_request(EditTarget, ctx.git, key, settings=settings)
+    request = intake.edit_target_request(ctx.store, key, asdict(options))
     result = ctx.write(request)
     return _print_target(Output(as_json), result.change.target, result.commit,
                          f"updated target '{key}'")
 
 
-def cmd_archive(ctx: Any, key: str, archived: bool, as_json: bool = False) -> int:
+def cmd_archive(ctx: Context, key: str, archived: bool, as_json: bool = False) -> int:
     from git_deployments.core import intake
-    from git_deployments.core.model import ArchiveTarget
 
-    ctx.store.existing(key).require()
-    request = intake.new_request(ArchiveTarget, ctx.git, key, archived=archived)
+    request = intake.archive_target_request(ctx.store, key, archived)
     result = ctx.write(request)
     verb = "archived" if archived else "unarchived"
     return _print_target(Output(as_json), result.change.target, result.commit,
                          f"{verb} target '{key}'")
 
 
-def _print_target(out: Output, target: Any, commit: str, message: str) -> int:
+def _print_target(out: Output, target: Target, commit: str, message: str) -> int:
     if out.as_json:
-        out.json({**target_json(target), "timeline_commit": commit})
+        from git_deployments.reading.targets import target_written
+
+        out.json(target_written(target, commit))
     else:
         out.line(message)
     return 0
-
-
-def target_json(target: Any) -> dict[str, Any]:
-    return target.model_dump(mode="json")
 
 
 def describe_settings(target: Any) -> list[tuple[str, str]]:
@@ -215,14 +183,14 @@ def describe_settings(target: Any) -> list[tuple[str, str]]:
     ]
 
 
-def cmd_show(ctx: Any, key: str, as_json: bool = False) -> int:
-    snap = ctx.store.existing(key)
-    target, index = snap.require()
+def cmd_show(ctx: Context, key: str, as_json: bool = False) -> int:
     out = Output(as_json)
     if as_json:
-        out.json({**target_json(target), "index": index.model_dump(mode="json"),
-                  "timeline_commit": snap.tip})
+        from git_deployments.reading.targets import target_show
+
+        out.json(target_show(ctx.store, key))
         return 0
+    target, index = ctx.store.existing(key).require()
     out.line(out.bold(f"target {key}"))
     for label, value in describe_settings(target):
         out.line(f"  {label + ':':<25}{value}")
@@ -230,18 +198,13 @@ def cmd_show(ctx: Any, key: str, as_json: bool = False) -> int:
     return 0
 
 
-def cmd_list(ctx: Any, all: bool = False, as_json: bool = False) -> int:
-    store = ctx.store
+def cmd_list(ctx: Context, all: bool = False, as_json: bool = False) -> int:
+    from git_deployments.reading.targets import target_entry, targets
+
     out = Output(as_json)
-    rows = []
-    for key in store.keys():
-        snap = store.snapshot(key)
-        target, index = snap.require()
-        if target.archived and not all:
-            continue
-        rows.append((target, index))
+    rows = targets(ctx.store, include_archived=all)
     if as_json:
-        out.json([{**target_json(t), "deployments": i.count} for t, i in rows])
+        out.json([target_entry(t, i) for t, i in rows])
         return 0
     if not rows:
         out.line("no targets; create one with 'git deploy target create <key>'")

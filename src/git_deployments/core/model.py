@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from git_deployments.core.validation import (
     AfterValidator,
@@ -401,6 +401,8 @@ class Deploy(Request):
     rollback_to: Number | None = None
     # finish/fail: exactly this deployment, which must be in flight (what `run` started)
     number: Number | None = None
+    # finish/fail recorded after the fact (history imported from tags): the records' time
+    happened_at: Moment | None = None
 
 
 class SetStatus(Request):
@@ -439,8 +441,8 @@ class Comment(Request):
 
 
 Operation = Annotated[
-    Union[CreateTarget, EditTarget, ArchiveTarget, Deploy, SetStatus, Timeout, Edit, Delete,
-          Comment],
+    CreateTarget | EditTarget | ArchiveTarget | Deploy | SetStatus | Timeout | Edit | Delete
+    | Comment,
     Field(discriminator="op"),
 ]
 

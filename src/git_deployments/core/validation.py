@@ -64,7 +64,7 @@ class FieldInfo:
         return pydantic.Field(**kwargs)
 
 
-def Field(default: Any = _MISSING, *,  # named as pydantic names it
+def Field(default: Any = _MISSING, *,  # noqa: N802 - named as pydantic names it
           default_factory: Callable[[], Any] | None = None, **options: Any) -> Any:
     """pydantic's `Field`. Typed Any, as pydantic's is, so that `x: int = Field(ge=1)` reads
     as the declaration it is."""
@@ -113,7 +113,7 @@ class Strict:
         return pydantic.Strict(self.strict)
 
 
-def ConfigDict(**options: Any) -> dict[str, Any]:  # named as pydantic names it
+def ConfigDict(**options: Any) -> dict[str, Any]:  # noqa: N802 - named as pydantic names it
     """pydantic's `ConfigDict`."""
     return dict(options)
 
@@ -468,7 +468,8 @@ class Record:
             strict = config.get("strict") is True
             spec = {}
             for klass in reversed(cls.__mro__):  # a base's fields first, as pydantic orders them
-                for name in klass.__dict__.get("__annotations__", {}):
+                # not inspect.get_annotations: importing inspect costs every command 4 ms
+                for name in klass.__dict__.get("__annotations__", {}):  # noqa: RUF063
                     if name.startswith("_") or get_origin(hints[name]) is ClassVar:
                         continue
                     declared = _MISSING
