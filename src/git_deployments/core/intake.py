@@ -32,8 +32,10 @@ from git_deployments.core.model import (
     Target,
     branch_is_valid,
     key_problem,
+    timeouts_problem,
+    url_problem,
 )
-from git_deployments.core.timeutil import format_duration, now, parse_datetime
+from git_deployments.core.timeutil import now, parse_datetime
 from git_deployments.errors import DeployError, NotFound, UsageError
 from git_deployments.git.repo import GitRepo, Person
 
@@ -105,21 +107,7 @@ def new_request(cls: type[R], git: GitRepo | None, target: str, **fields: Any) -
     base: dict[str, Any] = {"op_id": uuid.uuid4().hex, "target": target}
     base.setdefault("at", fields.pop("at", None) or clock())
     base.setdefault("by", fields.pop("by", None) or actor(git))
-    try:
-        return cls.model_validate({**base, **fields})
-    except ValueError as exc:
-        from pydantic import ValidationError  # only a refused value comes to pydantic
-
-        if not isinstance(exc, ValidationError):
-            raise
-        raise DeployError(validation_message(exc)) from None
-
-
-def validation_message(exc: Any) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(part) for part in first["loc"] if not isinstance(part, int))
-    message = str(first["msg"]).removeprefix("Value error, ")
-    return f"invalid {where.replace('_', ' ')}: {message}" if where else message
+    return cls.model_validate({**base, **fields})  # InvalidValue names what is refused
 
 
 def parse_commit_ref(spec: str, home: str) -> tuple[str, str | None, str | None]:
@@ -236,22 +224,21 @@ def _other(git: GitRepo, target: Target, repository: str) -> GitRepo | None:
     return GitOracle(git, target).repo_for(repository)
 
 
-_ABSOLUTE_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://\S+\Z")
-
-
 def external_link(label: str | None, url: str | None,
                   environment: bool = True) -> ExternalLink | None:
     """--ext-label/--ext-url, else the CI job's link."""
     if label is None and url is None:
         context = ci.detect() if environment else None
         if context and context.url:
-            if not _ABSOLUTE_URL.match(context.url):
+            problem = url_problem(context.url)
+            if problem:
                 raise DeployError(f"invalid job URL {context.url!r} from the environment "
-                                  f"({context.system}): expected an absolute URL")
+                                  f"({context.system}): {problem}")
             return ExternalLink(label=context.label or context.system, url=context.url)
         return None
-    if url is not None and url and not _ABSOLUTE_URL.match(url):
-        raise DeployError(f"invalid --ext-url {url!r}: expected an absolute URL")
+    problem = url_problem(url) if url else None
+    if problem:
+        raise DeployError(f"invalid --ext-url {url!r}: {problem}")
     if url and not label:
         label = "CI job"  # what a link is called when nobody named it
     return ExternalLink(label=label or "", url=url or "")
@@ -356,12 +343,14 @@ def repositories_with(specs: list[str], existing: list[dict[str, Any]]) -> list[
 
 
 def check_timeouts(settings: Mapping[str, Any], current: tuple[Any, Any]) -> None:
-    """A deployment must be able to hang before it fails: hanging after < failed after."""
+    """The records' rule (hanging after < failed after), checked before anything is asked of
+    the repository, in the model's words."""
     hanging = settings.get("hanging_after", current[0])
     failed = settings.get("failed_after", current[1])
-    if isinstance(hanging, int) and isinstance(failed, int) and hanging >= failed:
-        raise DeployError(f"invalid timeouts: --hanging-after ({format_duration(hanging)}) must "
-                          f"be shorter than --failed-after ({format_duration(failed)})")
+    problem = timeouts_problem(hanging if isinstance(hanging, int) else None,
+                               failed if isinstance(failed, int) else None)
+    if problem:
+        raise DeployError(f"invalid timeouts: {problem}")
 
 
 def target_settings(options: Mapping[str, Any], existing: list[dict[str, Any]],
