@@ -4,36 +4,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from git_deployments import __version__
 from git_deployments.access.tokens import PERMISSION_NAMES
-from git_deployments.web.bodies import BODIES, Body
+from git_deployments.web.bodies import BODIES
 
-
-class Endpoint(Protocol):
-    """What the description reads of a route (app.Endpoint), named here so that this module
-    does not import the app that serves it."""
-
-    @property
-    def method(self) -> str: ...
-    @property
-    def path(self) -> str: ...
-    @property
-    def handler(self) -> Callable[..., Any]: ...
-    @property
-    def permission(self) -> str | None: ...
-    @property
-    def summary(self) -> str: ...
-    @property
-    def body(self) -> Body | None: ...
-    @property
-    def query(self) -> tuple[tuple[str, str], ...]: ...
-    @property
-    def status(self) -> int: ...
-    @property
-    def needs(self) -> str | None: ...
+if TYPE_CHECKING:
+    from git_deployments.web.endpoint import Endpoint
 
 _PARAMETER = re.compile(r"{(\w+)(?::\w+)?}")
 _PATH_PARAMETERS = {
