@@ -641,7 +641,7 @@ async def sign_in(request: Request, _: Project | None, form: dict[str, str]) -> 
     session = store.create(token.name, token.digest, expires)
     response = RedirectResponse(local_path(form.get("next"), "/"), status_code=303)
     sessions.set_session_cookie(response, request, session)
-    response.delete_cookie(sessions.SIGN_IN_COOKIE, path="/")
+    response.delete_cookie(sessions.SIGN_IN_COOKIE, path="/", httponly=True, samesite="strict")
     return response
 
 
