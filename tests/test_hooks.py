@@ -368,5 +368,6 @@ def test_the_shipped_scripts_are_the_thin_ones() -> None:
 
 
 def test_hook_input_is_parsed_as_data() -> None:
-    updates = hooks.read_updates(f"{'0' * 40} {'a' * 40} refs/heads/x;rm -rf /\n\nbad line\n")
-    assert updates == [hooks.RefUpdate(None, "a" * 40, "refs/heads/x;rm -rf /")]
+    ref = "refs/heads/x;rm${IFS}-rf${IFS}/"
+    updates = hooks.read_updates(f"{'0' * 40} {'a' * 40} {ref}\n".encode())
+    assert updates == [hooks.RefUpdate(None, "a" * 40, ref)]

@@ -805,3 +805,21 @@ def test_no_write_is_lost_or_applied_twice(tmp_path: Path, repo: Path, start: An
     assert [d["status"] for d in shown] == ["current"] + ["completed"] * (pairs - 1)
     assert on_server("fsck").returncode == 0
     assert served.stop() == 0
+
+
+def test_a_target_that_cannot_be_read_never_hides_the_others(repo: Path, history: Deploy,
+                                                            tokens: Any, start: Any) -> None:
+    from test_store import plant
+
+    plant(repo, {"index.yaml": b"a: &b [1]\nc: *b\n"}, "staging")
+    served = start(repo)
+    rows = served.get("/api/v1/projects/_/status", tokens["view"]).json
+    assert rows[0]["target"] == "production" and rows[0]["current"]["number"] == 2
+    assert rows[1]["target"] == "staging" and "anchors are not allowed" in rows[1]["error"]
+    reply = served.get("/api/v1/projects/_/targets/staging", tokens["view"])
+    assert (reply.status, reply.error["code"]) == (500, "corrupt_record")
+    assert "refs/deployments/staging@" in reply.error["message"]
+    before = refs(repo)
+    refused = served.post("/api/v1/projects/_/targets/staging/comments", {"message": "hi"},
+                          tokens["deploy"])
+    assert refused.status == 500 and refs(repo) == before

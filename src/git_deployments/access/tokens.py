@@ -116,7 +116,7 @@ class Token:
     def load(cls, data: Any, where: str) -> Token:
         try:
             if not isinstance(data, dict):
-                raise ValueError("not an object")
+                raise TypeError("not an object")
             name = check_name(str(data["name"]))
             sha = str(data["sha256"])
             if not re.fullmatch(r"[0-9a-f]{64}", sha):

@@ -42,7 +42,7 @@ def cmd_hook(ctx: Any, name: str) -> int:
     # from the environment: inside git's quarantine, GIT_DIR and the object directories git
     # sets make the pushed (not yet accepted) objects readable
     git = open_repository(ctx.repo_path)
-    updates = hooks.read_updates(sys.stdin.read())
+    updates = hooks.read_input(sys.stdin.buffer)  # every line, or the whole push refused
     if name == "pre-receive":
         refusals = hooks.pre_receive(git, updates, os.environ)
         for line in refusals:

@@ -120,6 +120,8 @@ def cmd_share(ctx: Any, mode: str, remote: str | None = None, as_json: bool = Fa
         for integration in sync.pull(store, name):
             report.integrations[integration.key] = integration
             report.refused += integration.refused
+            if integration.unverified is not None:
+                report.unverified[integration.key] = integration.unverified
     else:
         # leases rest on what the remote holds now, not on the last fetch: a timeline pushed
         # by plain `git push` (which leaves the remote-tracking refs behind) is not "stale"
@@ -130,6 +132,8 @@ def cmd_share(ctx: Any, mode: str, remote: str | None = None, as_json: bool = Fa
         out.json(_json(report))
     else:
         _print(out, report, name)
+    for unverified in report.unverified.values():
+        print(f"error: {unverified.message(name)}", file=sys.stderr)
     for refused in report.refused:
         print(f"error: {refused.message(name)}", file=sys.stderr)
     failed = [p for p in report.pushed.values() if not p.ok]
@@ -138,7 +142,7 @@ def cmd_share(ctx: Any, mode: str, remote: str | None = None, as_json: bool = Fa
             "the change stays in this clone"
         print(f"error: {pushed.key}: not pushed to '{name}': {pushed.detail}; {advice}",
               file=sys.stderr)
-    return 1 if report.refused or failed else 0
+    return 1 if report.refused or report.unverified or failed else 0
 
 
 def _changes(count: int, kind: str = "") -> str:
@@ -152,6 +156,7 @@ _ACTIONS = {
     "ahead": "",
     "up-to-date": "",
     "local-only": "",
+    "unverified": "",  # told on stderr
 }
 
 
@@ -184,7 +189,8 @@ def _print(out: Output, report: Any, remote: str) -> None:
             lines.append(f"{key}: " + "; ".join(parts))
     for line in lines:
         out.line(line)
-    failed = report.refused or any(not p.ok for p in report.pushed.values())
+    failed = report.refused or report.unverified or any(not p.ok
+                                                        for p in report.pushed.values())
     if not lines and not failed:  # a failure is told on stderr, never as "up to date"
         out.line(f"up to date with {remote}")
 
@@ -204,6 +210,9 @@ def _json(report: Any) -> dict[str, Any]:
                              "commit": r.commit, "reason": r.reason, "backup": r.backup}
                             for r in integration.refused],
             })
+            if integration.unverified is not None:
+                entry["unverified"] = {"commit": integration.unverified.commit,
+                                       "reason": integration.unverified.reason}
         pushed = report.pushed.get(key)
         if pushed is not None:
             entry["push"] = {"status": pushed.status, "timeline_commit": pushed.commit,

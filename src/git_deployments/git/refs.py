@@ -32,12 +32,12 @@ class RefFiles:
 
     def __init__(self, common_dir: Path) -> None:
         self.common_dir = common_dir
-        self._root = str(common_dir)
+        self.root = str(common_dir)
         self._packed: tuple[tuple[int, int, int, int], dict[str, str]] | None = None
 
     def packed(self) -> dict[str, str]:
         """name -> id of every ref in packed-refs (a peeled `^` line belongs to the ref above)."""
-        path = os.path.join(self._root, "packed-refs")
+        path = os.path.join(self.root, "packed-refs")
         try:
             info = os.stat(path)
         except FileNotFoundError:
@@ -61,7 +61,7 @@ class RefFiles:
         return refs
 
     def _loose(self, name: str) -> str | None:
-        return self._read(os.path.join(self._root, name))
+        return self._read(os.path.join(self.root, name))
 
     @staticmethod
     def _read(path: str) -> str | None:
@@ -76,19 +76,24 @@ class RefFiles:
         finally:
             os.close(fd)
 
-    def tip(self, name: str) -> str | None:
+    def tip(self, name: str, packed: dict[str, str] | None = None) -> str | None:
         """The value of one ref: its loose file, else its packed-refs line."""
         loose = self._loose(name)
-        return loose if loose is not None else self.packed().get(name)
+        if loose is not None:
+            return loose
+        return (self.packed() if packed is None else packed).get(name)
 
-    def tips(self, prefix: str) -> tuple[tuple[str, str], ...]:
-        """(name, value) of every ref under `prefix` (which ends in '/'), sorted by name."""
-        found = {name: oid for name, oid in self.packed().items() if name.startswith(prefix)}
+    def tips(self, prefix: str, packed: dict[str, str] | None = None
+             ) -> tuple[tuple[str, str], ...]:
+        """(name, value) of every ref under `prefix` (which ends in '/'), sorted by name;
+        `packed` is packed() when the caller has just read it."""
+        packed = self.packed() if packed is None else packed
+        found = {name: oid for name, oid in packed.items() if name.startswith(prefix)}
         pending = [prefix]
         while pending:
             directory = pending.pop()  # a ref name prefix ending in '/'
             try:
-                with os.scandir(os.path.join(self._root, directory)) as listing:
+                with os.scandir(os.path.join(self.root, directory)) as listing:
                     entries = [(item.name, item.is_dir(follow_symlinks=False), item.path)
                                for item in listing]
             except (FileNotFoundError, NotADirectoryError):

@@ -174,18 +174,37 @@ class GitRepo:
             found = False
         return found
 
+    def object_kind(self, oid: str) -> str | None:
+        """"commit", "tree", "blob" or "tag" (from the object's header alone), or None when
+        the repository has no such object."""
+        try:
+            kind, _size = self.repo.odb.read_header(oid)
+        except (KeyError, ValueError, pygit2.GitError):
+            return None
+        return {pygit2.enums.ObjectType.COMMIT: "commit", pygit2.enums.ObjectType.TREE: "tree",
+                pygit2.enums.ObjectType.BLOB: "blob",
+                pygit2.enums.ObjectType.TAG: "tag"}.get(kind)
+
     def commit_info(self, oid: str) -> CommitInfo:
         try:
             commit = self.repo[oid]
+        except pygit2.GitError as exc:  # stored, but libgit2 cannot parse it (a forged object)
+            raise NotFound(f"commit {oid} cannot be parsed: {str(exc).removeprefix(oid + ': ')}"
+                           ) from None
         except (KeyError, ValueError):
             raise NotFound(f"commit {oid} is missing from the repository") from None
         if not isinstance(commit, pygit2.Commit):
             raise NotFound(f"{oid} is not a commit")
+        try:
+            message = commit.message
+        except LookupError:  # an encoding header naming no codec Python knows
+            raise NotFound(f"commit {oid} declares an unknown message encoding "
+                           f"{commit.message_encoding!r}") from None
         return CommitInfo(
             id=str(commit.id),
             parents=tuple(str(p) for p in commit.parent_ids),
             tree=str(commit.tree_id),
-            message=commit.message,
+            message=message,
             author=Person(commit.author.name, commit.author.email),
             author_time=commit.author.time,
             author_offset=commit.author.offset,
@@ -207,6 +226,18 @@ class GitRepo:
         except (KeyError, TypeError):
             return None
         return entry.size if isinstance(entry, pygit2.Blob) else None
+
+    def changed_paths(self, old_tree: str | None, new_tree: str) -> list[str]:
+        """The paths of blobs added, changed or removed between two trees (every path of
+        `new_tree` when `old_tree` is None)."""
+        new = self.repo[new_tree]
+        assert isinstance(new, pygit2.Tree)
+        if old_tree is None:
+            return [path for path, _oid, _mode in self.walk_tree(new_tree)]
+        old = self.repo[old_tree]
+        assert isinstance(old, pygit2.Tree)
+        deltas = old.diff_to_tree(new).deltas
+        return [delta.new_file.path or delta.old_file.path for delta in deltas]
 
     def walk_tree(self, tree_id: str, prefix: str = "") -> Iterator[tuple[str, str, int]]:
         """(path, object id, filemode) of every blob under a tree, recursively."""
@@ -381,6 +412,14 @@ class GitRepo:
         except (KeyError, ValueError):
             found = False
         return found
+
+    def object_kind(self, oid: str) -> str | None:
+        """`commit`, `tree`, `blob` or `tag`: what `oid` names here; None when it is absent."""
+        try:
+            obj = self.repo[oid]
+        except (KeyError, ValueError):
+            return None
+        return str(obj.type_str)
 
     def tag_info(self, name: str) -> TagInfo | None:
         """The commit a tag leads to, with the tag's date and tagger (for a lightweight tag,

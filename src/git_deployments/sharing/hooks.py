@@ -14,18 +14,29 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import quote
 
+from git_deployments.core.model import MAX_LINE, key_problem
+from git_deployments.core.store import REF_PREFIX
 from git_deployments.errors import DeployError
 from git_deployments.git.repo import GitRepo
-from git_deployments.core.model import key_problem
-from git_deployments.core.store import REF_PREFIX
+from git_deployments.history.keep import KEPT_PREFIX
+from git_deployments.sharing.sync import BACKUP_PREFIX
 
 HOOKS = ("pre-receive", "post-receive")
 MARKER = "# git-deployments hook script"
 BRANCH_PREFIX = "refs/heads/"
+# each repository's own bookkeeping: a push never writes these (see Trust rules)
+BOOKKEEPING_PREFIXES = (KEPT_PREFIX, BACKUP_PREFIX)
 TARGET_OPS = frozenset({"target-create", "target-edit", "target-archive"})
 DEFAULT_PUSHER_VARIABLE = "REMOTE_USER"
-MAX_INPUT_LINES = 100_000
+# the most hook input read: about a million ref updates; a push with more is refused whole,
+# never checked in part
+MAX_INPUT_BYTES = 128 * 1024 * 1024
+# `<old> <new> <ref>`, as git writes it (sha1 or sha256 ids; ref names hold no whitespace)
+_UPDATE_LINE = re.compile(r"([0-9a-f]{40}|[0-9a-f]{64}) ([0-9a-f]{40}|[0-9a-f]{64}) (\S+)\Z")
+_LINK_SLOT = re.compile(r"\{(target|branch|commit|short|version)\}")
 
 
 @dataclass(frozen=True)
@@ -39,14 +50,31 @@ def _oid(text: str) -> str | None:
     return None if set(text) == {"0"} else text
 
 
-def read_updates(text: str) -> list[RefUpdate]:
-    """The `<old> <new> <ref>` lines git gives pre- and post-receive on stdin."""
+def read_input(stream: BinaryIO) -> list[RefUpdate]:
+    """Every update git gives the hook on `stream`; DeployError (the whole push refused) when
+    the input is beyond MAX_INPUT_BYTES: an update past a cut would go unchecked."""
+    data = stream.read(MAX_INPUT_BYTES + 1)
+    if len(data) > MAX_INPUT_BYTES:
+        raise DeployError(f"the whole push is refused: it updates more refs than this server "
+                          f"checks at once (the hook's input exceeds {MAX_INPUT_BYTES // 2**20} "
+                          "MiB); push fewer refs at a time")
+    return read_updates(data)
+
+
+def read_updates(data: bytes) -> list[RefUpdate]:
+    """The `<old> <new> <ref>` lines git gives pre- and post-receive on stdin, every one of
+    them; DeployError naming the first line that is not one."""
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
     updates = []
-    for line in text.splitlines()[:MAX_INPUT_LINES]:
-        parts = line.strip().split(" ", 2)
-        if len(parts) != 3:
-            continue
-        old, new, ref = parts
+    for number, line in enumerate(lines, 1):
+        # ref names are bytes to git: undecodable ones stay distinct (and never a target key)
+        match = _UPDATE_LINE.match(line.decode("utf-8", "surrogateescape"))
+        if not match:
+            raise DeployError(f"the whole push is refused: line {number} of the hook's input is "
+                              "not '<old id> <new id> <ref>'")
+        old, new, ref = match.groups()
         updates.append(RefUpdate(_oid(old), _oid(new), ref))
     return updates
 
@@ -97,7 +125,30 @@ class Policy:
 
 
 def check_update(git: GitRepo, update: RefUpdate, policy: Policy) -> str | None:
-    """One line saying why `update` of a ref under refs/deployments/ is refused, or None."""
+    """One line saying why `update` of a ref under refs/deployments/ is refused, or None.
+    Whatever a push holds, the answer is a refusal with a reason, never an error of the hook."""
+    ref = update.ref
+    try:
+        return _check_update(git, update, policy)
+    except Exception as exc:  # noqa: BLE001 - a hostile push must meet a refusal, not a crash
+        where = f"{update.new[:12]}: " if update.new else ""
+        return f"{ref}: {where}{_reason(exc)}"
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong reading a pushed object, in words (its checks raise DeployError; anything
+    else is a pushed object some reader could not take)."""
+    if isinstance(exc, DeployError):
+        return str(exc)
+    if isinstance(exc, RecursionError):
+        return "cannot be read: nested too deeply"
+    if isinstance(exc, MemoryError):
+        return "cannot be read: too large"
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"cannot be read ({type(exc).__name__}{': ' + text[:200] if text else ''})"
+
+
+def _check_update(git: GitRepo, update: RefUpdate, policy: Policy) -> str | None:
     from git_deployments.core import verify
     from git_deployments.errors import CorruptRecord
 
@@ -109,36 +160,54 @@ def check_update(git: GitRepo, update: RefUpdate, policy: Policy) -> str | None:
     if update.new is None:
         return (f"{ref}: deleting a timeline is refused; archive the target instead "
                 f"(git deploy target archive {key})")
+    kind = git.object_kind(update.new)
+    if kind != "commit":
+        return (f"{ref}: {update.new[:12]} is {f'a {kind} object' if kind else 'missing'}, not a "
+                "commit; a timeline holds only commits")
+    git.commit_info(update.new)  # a commit git stored but cannot be parsed is named as such
     if update.old is not None and not git.is_ancestor(update.old, update.new):
         return (f"{ref}: {update.new[:12]} does not extend {update.old[:12]} (not a "
                 "fast-forward); timelines only grow: run 'git deploy sync' and push again")
-    try:
-        new_commits = []
-        tip: str | None = update.new
-        while tip is not None and tip != update.old:
-            info = git.commit_info(tip)
-            new_commits.append(info.id)
-            tip = info.parents[0] if info.parents else None
-        for commit in reversed(new_commits):
+    new_commits = []
+    tip: str | None = update.new
+    while tip is not None and tip != update.old:
+        info = git.commit_info(tip)
+        new_commits.append(info.id)
+        tip = info.parents[0] if info.parents else None
+    for commit in reversed(new_commits):
+        try:
             verified = verify.verify_commit(git, key, commit)
-            denied = policy.refusal(str(getattr(verified.request, "op", "")))
-            if denied:
-                return f"{ref}: {commit[:12]}: {denied}"
-        if update.old is None:
+        except CorruptRecord as exc:
+            return f"{ref}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - named with the commit that caused it
+            return f"{ref}: {commit[:12]}: {_reason(exc)}"
+        denied = policy.refusal(str(getattr(verified.request, "op", "")))
+        if denied:
+            return f"{ref}: {commit[:12]}: {denied}"
+    if update.old is None:
+        try:
             verify.verify_index(git, key, update.new)
-    except CorruptRecord as exc:
-        return f"{ref}: {exc}"
-    except DeployError as exc:
-        return f"{ref}: {update.new[:12]}: {exc}"
+        except CorruptRecord as exc:
+            return f"{ref}: {exc}"
     return None
 
 
 def pre_receive(git: GitRepo, updates: list[RefUpdate], env: Mapping[str, str]) -> list[str]:
-    """A refusal line for each refused update of a timeline (other refs are not ours)."""
+    """A refusal line for each refused update of a timeline or of a bookkeeping ref (other refs
+    are not ours)."""
     policy = Policy.from_config(git, env)
     refusals = []
     for update in updates:
-        if update.ref.startswith(REF_PREFIX):
+        bookkeeping = next((p for p in BOOKKEEPING_PREFIXES if update.ref.startswith(p)), None)
+        if bookkeeping:
+            refusals.append(f"{update.ref}: {bookkeeping} is this repository's own bookkeeping, "
+                            "kept by the repository itself; a push may not create, move or "
+                            "delete it")
+        elif update.ref + "/" in (REF_PREFIX, *BOOKKEEPING_PREFIXES):
+            # a ref named like the directory would stop every ref under it being created
+            refusals.append(f"{update.ref}: this name is reserved for the refs under "
+                            f"{update.ref}/; a push may not create it")
+        elif update.ref.startswith(REF_PREFIX):
             refusal = check_update(git, update, policy)
             if refusal:
                 refusals.append(refusal)
@@ -148,41 +217,77 @@ def pre_receive(git: GitRepo, updates: list[RefUpdate], env: Mapping[str, str]) 
 # --- post-receive -----------------------------------------------------------------------------
 
 
-def _link(git: GitRepo, values: Mapping[str, str]) -> dict[str, str] | None:
-    """The external link of a deployment scheduled by a push: `deploy.pushLinkLabel` and
-    `deploy.pushLinkUrl`, where {target} {branch} {commit} {short} {version} are filled in."""
+@dataclass(frozen=True)
+class PushLink:
+    """The external link of a deployment scheduled by a push (None: no link), and what the
+    pusher should know about it."""
+
+    link: dict[str, str] | None
+    note: str | None = None
+
+
+def _fill(template: str, values: Mapping[str, str]) -> str:
+    # one pass: a slot's value is pushed text, never read again as a template
+    return _LINK_SLOT.sub(lambda slot: values[slot.group(1)], template)
+
+
+def _link(git: GitRepo, values: Mapping[str, str]) -> PushLink:
+    """`deploy.pushLinkLabel` and `deploy.pushLinkUrl`, with {target} {branch} {commit}
+    {short} {version} filled in: in the URL percent-encoded, so pushed text stays inside its
+    slot. A label too long for a record is shortened; a URL too long is left out (said so)."""
     label = git.config_get("deploy.pushLinkLabel")
     url = git.config_get("deploy.pushLinkUrl")
     if label is None and url is None:
-        return None
+        return PushLink(None)
+    filled_label = _fill(label or "", values)
+    if len(filled_label) > MAX_LINE:
+        filled_label = filled_label[:MAX_LINE - 1] + "…"
+    filled_url = _fill(url or "", {name: quote(value, safe="") for name, value in values.items()})
+    if len(filled_url) > MAX_LINE:
+        return PushLink(None, f"its link is left out: the URL would be {len(filled_url)} "
+                              f"characters, more than a record holds ({MAX_LINE})")
+    return PushLink({"label": filled_label, "url": filled_url})
 
-    def fill(template: str) -> str:
-        # plain replacement: pushed text fills a slot and is never interpreted
-        for name, value in values.items():
-            template = template.replace("{" + name + "}", value)
-        return template
 
-    return {"label": fill(label or ""), "url": fill(url or "")}
+def keep_pushed(git: GitRepo, updates: list[RefUpdate]) -> list[str]:
+    """Keep the commits each pushed timeline change deployed reachable from the server's
+    keep-alive refs, as a clone does after its own writes; returns what could not be done."""
+    from git_deployments.history import keep
+
+    problems = []
+    for update in updates:
+        key = update.ref[len(REF_PREFIX):]
+        if not update.ref.startswith(REF_PREFIX) or update.new is None or key_problem(key):
+            continue
+        try:
+            keep.retain(git, key, keep.recorded_between(git, key, update.old, update.new))
+        except Exception as exc:  # noqa: BLE001 - the push has landed whatever keeping does
+            problems.append(f"{key}: cannot keep its deployed commits from gc ({_reason(exc)}); "
+                            f"run 'git deploy keep {key}' on the server")
+    return problems
 
 
 def post_receive(git: GitRepo, updates: list[RefUpdate], env: Mapping[str, str]
                  ) -> tuple[list[str], list[str]]:
-    """Schedule a deployment of each pushed branch tip on the targets that list the branch in
-    `schedule_on_push`; returns (what was scheduled, what failed)."""
+    """Keep what pushed timelines deployed; schedule a deployment of each pushed branch tip on
+    the targets that list the branch in `schedule_on_push`, where the pusher may modify
+    deployments. Returns (what was done, what was not and why)."""
+    failed = keep_pushed(git, updates)
     pushed = [(u.ref[len(BRANCH_PREFIX):], u.new) for u in updates
               if u.ref.startswith(BRANCH_PREFIX) and u.new is not None]
     if not pushed:
-        return [], []
+        return [], failed
     from git_deployments.core import intake
     from git_deployments.core.model import Deploy
     from git_deployments.core.store import Store
 
     store = Store(git)
     policy = Policy.from_config(git, env)
+    # the write is the pusher's: only what they may do themselves (git deploy schedule --sync)
+    denied = policy.refusal("schedule")
     pusher = policy.pusher
     by = (pusher if "<" in pusher else f"{pusher} <{pusher}>") if pusher else intake.actor(git)
     done: list[str] = []
-    failed: list[str] = []
     for key in store.keys():
         try:
             target = store.snapshot(key).target
@@ -194,6 +299,9 @@ def post_receive(git: GitRepo, updates: list[RefUpdate], env: Mapping[str, str]
         for branch, commit in pushed:
             if branch not in target.schedule_on_push:
                 continue
+            if denied:
+                failed.append(f"{key}: the push to {branch!r} schedules nothing: {denied}")
+                continue
             try:
                 version = git.describe(commit)
                 link = _link(git, {"target": key, "branch": branch, "commit": commit,
@@ -202,12 +310,14 @@ def post_receive(git: GitRepo, updates: list[RefUpdate], env: Mapping[str, str]
                     Deploy, git, key, op="schedule", by=by, version=version,
                     commits=[{"repository": target.repository, "branch": branch,
                               "commit": commit}],
-                    external_link=link, reason=f"pushed to {branch}")
+                    external_link=link.link, reason=f"pushed to {branch}")
                 result = store.write(request)
             except DeployError as exc:
                 failed.append(f"{key}: cannot schedule the push to {branch!r}: {exc}")
                 continue
             done.append(f"git-deploy: {result.change.subject}")
+            if link.note:
+                done.append(f"git-deploy: {key}: {link.note}")
     return done, failed
 
 
@@ -230,7 +340,7 @@ if [ -x "$here/$hook.legacy" ]; then
     "$here/$hook.legacy" "$@" <"$input" || exit $?
 fi
 # git-deploy only looks at {watched}: spare the start-up when none moved
-grep -q ' {watched}' "$input" || exit 0
+grep -q {patterns} "$input" || exit 0
 if command -v git-deploy >/dev/null 2>&1; then
     git-deploy hook "$hook" <"$input"
 else
@@ -244,8 +354,15 @@ def render_script(hook: str, python: str | None) -> str:
     """The hook script; `python` is the fallback interpreter (python3 when None)."""
     if hook not in HOOKS:
         raise DeployError(f"unknown hook {hook!r} (hooks: {', '.join(HOOKS)})")
-    watched = BRANCH_PREFIX if hook == "post-receive" else REF_PREFIX
-    return _TEMPLATE.format(marker=MARKER, hook=hook, watched=watched,
+    # pre-receive: timelines and the bookkeeping refs beside them (refs/deployments-kept/...);
+    # post-receive: branches (scheduling) and timelines (keeping what they deployed)
+    if hook == "pre-receive":
+        watched, described = ["refs/deployments"], "refs/deployments*"
+    else:
+        watched = [BRANCH_PREFIX, REF_PREFIX]
+        described = " and ".join(watched)
+    return _TEMPLATE.format(marker=MARKER, hook=hook, watched=described,
+                            patterns=" ".join(f"-e ' {prefix}'" for prefix in watched),
                             python=shlex.quote(python or "python3"))
 
 

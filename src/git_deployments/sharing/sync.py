@@ -135,17 +135,34 @@ class Refused:
 
 
 @dataclass
+class Unverified:
+    """A remote timeline that does not verify as the server's pre-receive hook verifies a push:
+    nothing of it comes in, and nothing is pushed on top of it."""
+
+    key: str
+    commit: str  # the first object of the remote's timeline that does not verify
+    reason: str
+
+    def message(self, remote: str, outcome: str = "") -> str:
+        outcome = outcome or (f"'{self.key}' stays as it was in this clone, and nothing of it "
+                              "is pulled or pushed")
+        return (f"{self.key}: the timeline on '{remote}' does not verify at "
+                f"{self.commit[:12]}: {self.reason}; {outcome}")
+
+
+@dataclass
 class Integration:
     """What integrating one target did to the local timeline."""
 
     key: str
-    action: str  # up-to-date, created, fast-forward, replayed, ahead, local-only
+    action: str  # up-to-date, created, fast-forward, replayed, ahead, local-only, unverified
     local: str | None
     remote: str | None
     replayed: list[WriteResult] = field(default_factory=list)
     skipped: int = 0  # local operations the remote already had
     incoming: int = 0  # remote changes this clone did not have
     refused: list[Refused] = field(default_factory=list)
+    unverified: Unverified | None = None
 
     @property
     def moved(self) -> bool:
@@ -185,6 +202,49 @@ def fork_point(git: GitRepo, one: str, other: str) -> str | None:
     return None
 
 
+def verify_incoming(git: GitRepo, key: str, local: str | None,
+                    theirs: str) -> Unverified | None:
+    """Why the remote's timeline of `key` may not come in, or None when it may.
+
+    Each commit of it this clone does not have yet is checked as the server's pre-receive hook
+    checks a push: oldest first, each the exact replay of its recorded request on its parent.
+    A timeline with nothing in common with the local one also has its index checked against
+    its records. The local timeline is the cache: its commits were checked when they came in
+    (or were written here), so a pull verifies only what is new."""
+    from git_deployments.core import verify
+    from git_deployments.core.timeutil import now
+
+    kind = git.object_kind(theirs)
+    if kind != "commit":
+        what = {"tag": "a tag object", "tree": "a tree", "blob": "a blob"}.get(
+            kind or "", "an object this clone does not have")
+        return Unverified(key, theirs, f"the ref points at {what}, not a commit")
+    if local is not None and git.is_ancestor(theirs, local):
+        return None
+    try:
+        base = fork_point(git, local, theirs) if local is not None else None
+        incoming = _first_parents(git, theirs, base)
+    except DeployError as exc:
+        return Unverified(key, theirs, f"its history cannot be read ({exc})")
+    checked_at = now()  # the hook's clock rule: changes dated far from it do not come in
+    for info in reversed(incoming):
+        try:
+            verify.verify_commit(git, key, info.id, now=checked_at)
+        except DeployError as exc:
+            return Unverified(key, info.id, _without_short(str(exc), info.id))
+    if base is None:
+        try:
+            verify.verify_index(git, key, theirs)
+        except DeployError as exc:
+            return Unverified(key, theirs, _without_short(str(exc), theirs))
+    return None
+
+
+def _without_short(reason: str, commit: str) -> str:
+    # verify's reasons start with the short commit id, which the refusal names already
+    return reason.removeprefix(f"{commit[:12]}: ")
+
+
 def op_id_of(info: CommitInfo) -> str | None:
     return entry("", info).op_id
 
@@ -221,11 +281,14 @@ def _integrate_tips(store: Store, key: str, ref: str, local: str | None,
     git = store.git
     if theirs is None:
         return Integration(key, "local-only" if local else "up-to-date", local, None)
+    if local == theirs:
+        return Integration(key, "up-to-date", local, theirs)
+    unverified = verify_incoming(git, key, local, theirs)
+    if unverified is not None:
+        return Integration(key, "unverified", local, theirs, unverified=unverified)
     if local is None:
         git.update_ref(ref, theirs, None, "git-deploy: pulled")
         return Integration(key, "created", theirs, theirs)
-    if local == theirs:
-        return Integration(key, "up-to-date", local, theirs)
     if git.is_ancestor(local, theirs):
         git.update_ref(ref, theirs, local, "git-deploy: pulled (fast-forward)")
         return Integration(key, "fast-forward", theirs, theirs,
@@ -412,8 +475,15 @@ def push_tips(git: GitRepo, remote: str, updates: list[tuple[str, str, str | Non
               ) -> list[Pushed]:
     """Push (key, new tip, expected remote tip) in one `git push`: no `+`, a lease on each
     ref, so the server only moves a timeline from the value this clone has integrated."""
+    outcomes = []
+    # a lease that holds lets git replace the remote's history: only ever push a tip that
+    # contains the remote's, which this clone has verified by then
+    for key, new, expected in [u for u in updates if u[2] and not git.is_ancestor(u[2], u[1])]:
+        outcomes.append(Pushed(key, "behind", new,
+                               f"'{remote}' has changes this clone has not integrated"))
+    updates = [u for u in updates if not u[2] or git.is_ancestor(u[2], u[1])]
     if not updates:
-        return []
+        return outcomes
     args = ["push", "--porcelain"]
     for key, _, expected in updates:
         args.append(f"--force-with-lease={ref_name(key)}:{expected or ''}")
@@ -430,7 +500,6 @@ def push_tips(git: GitRepo, remote: str, updates: list[tuple[str, str, str | Non
             for line in result.stderr.splitlines() if line.startswith("remote: ")]
     said = [line for line in said if line]
     remote_errors = [line for line in said if "error: " in line]
-    outcomes = []
     for key, new, expected in updates:
         found = lines.get(ref_name(key))
         if found is None:
@@ -480,6 +549,7 @@ class SyncReport:
     integrations: dict[str, Integration] = field(default_factory=dict)
     pushed: dict[str, Pushed] = field(default_factory=dict)
     refused: list[Refused] = field(default_factory=list)
+    unverified: dict[str, Unverified] = field(default_factory=dict)
     tries: int = 0
 
 
@@ -497,8 +567,13 @@ def sync(store: Store, remote: str, keys: Iterable[str] | None = None) -> SyncRe
                 continue  # keep what the first round did
             report.integrations[integration.key] = integration
             report.refused += integration.refused
+            if integration.unverified is not None:
+                report.unverified[integration.key] = integration.unverified
+            else:
+                report.unverified.pop(integration.key, None)
+        wanted = set(pending) if pending is not None else set(store.keys())
         raced = []
-        for outcome in push(store, remote, pending):
+        for outcome in push(store, remote, wanted - set(report.unverified)):
             report.pushed[outcome.key] = outcome
             if outcome.status in ("raced", "behind"):
                 raced.append(outcome.key)
@@ -518,7 +593,15 @@ def _gave_up(remote: str, keys: list[str], tries: int, report: SyncReport) -> st
 
 # --- a write command with --sync -------------------------------------------------------------
 
-_pulled: set[tuple[str, str]] = set()
+@dataclass
+class _Pulled:
+    """What the synced writes of this process learnt from their one pull of a remote."""
+
+    unverified: dict[str, Unverified]
+    warned: bool = False
+
+
+_pulled: dict[tuple[str, str], _Pulled] = {}
 
 
 def before_write(store: Store, remote: str | None) -> str:
@@ -528,10 +611,27 @@ def before_write(store: Store, remote: str | None) -> str:
     name = resolve_remote(git, remote)
     marker = (str(git.git_dir), name)
     if marker not in _pulled:
+        unverified = {}
         for integration in pull(store, name):
             warn_refused(integration.refused, name)
-        _pulled.add(marker)
+            if integration.unverified is not None:
+                unverified[integration.key] = integration.unverified
+        _pulled[marker] = _Pulled(unverified)
     return name
+
+
+def _refuse_unverified(store: Store, remote: str, key: str) -> None:
+    """Refuse a synced write to a target whose remote timeline did not verify (nothing is
+    written: it could never be pushed); warn, once, of the other such targets."""
+    pulled = _pulled.get((str(store.git.git_dir), remote))
+    if pulled is None:
+        return
+    if key in pulled.unverified:
+        raise DeployError(pulled.unverified[key].message(remote, "nothing written"))
+    if not pulled.warned:
+        pulled.warned = True
+        for unverified in pulled.unverified.values():
+            print(f"warning: {unverified.message(remote)}", file=sys.stderr)
 
 
 def warn_refused(refused: list[Refused], remote: str) -> None:
@@ -545,6 +645,7 @@ def write_synced(store: Store, request: Request, remote: str | None) -> WriteRes
     git = store.git
     name = before_write(store, remote)
     key = request.target
+    _refuse_unverified(store, name, key)
     result = store.write(request)
     tries = sync_tries(git)
     last = ""
@@ -573,6 +674,9 @@ def write_synced(store: Store, request: Request, remote: str | None) -> WriteRes
 def _reintegrate(store: Store, remote: str, mine: WriteResult) -> WriteResult | None:
     """Integrate after a lost race; the write result of `mine` when it was replayed."""
     integration = integrate(store, remote, mine.key)
+    if integration.unverified is not None:
+        raise DeployError(integration.unverified.message(
+            remote, f"this {getattr(mine.request, 'op', 'change')} stays in this clone only"))
     if integration.moved:
         rebuild_kept(store.git, mine.key)
     op_id = mine.request.op_id

@@ -10,7 +10,6 @@ import hashlib
 import os
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from threading import Lock
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +27,7 @@ MAX_ENTRIES = 2048
 MAX_BYTES = 64 << 20
 STABLE_TRIES = 3
 # what every answer may be served again under: revalidate with the ETag each time
-CACHE_HEADERS = {"Cache-Control": "no-cache", "Vary": "Authorization"}
+CACHE_HEADERS = {"Cache-Control": "no-cache", "Vary": "Authorization, Cookie"}
 
 # the ref sources an answer depends on: a name ending in '/' is every ref under it
 DEPLOYMENTS = "refs/deployments/"
@@ -40,16 +39,22 @@ def target_ref(key: str) -> str:
     return DEPLOYMENTS + key
 
 
-@dataclass(frozen=True)
 class Answer:
-    etag: str
-    body: bytes
-    headers: tuple[tuple[str, str], ...] = ()
-    data: Any = field(default=None, compare=False)  # what `body` encodes, for a page to render
+    """A kept answer: its body and headers, as one response sent again to everyone who asks
+    (a Starlette Response is not changed by being sent), and the data the body encodes, for a
+    page to render."""
+
+    def __init__(self, etag: str, body: bytes, headers: tuple[tuple[str, str], ...] = (),
+                 data: Any = None) -> None:
+        self.etag = etag
+        self.body = body
+        self.headers = headers
+        self.data = data
+        self._response = Response(body, media_type=JSON_TYPE,
+                                  headers={**CACHE_HEADERS, "ETag": etag, **dict(headers)})
 
     def response(self) -> Response:
-        headers = {**CACHE_HEADERS, "ETag": self.etag, **dict(self.headers)}
-        return Response(self.body, media_type=JSON_TYPE, headers=headers)
+        return self._response
 
 
 class AnswerCache:
@@ -90,12 +95,13 @@ class AnswerCache:
 
 def fingerprint(project: Project, sources: Sequence[str]) -> tuple[Any, ...]:
     """The tips of the refs an answer depends on, and the config stamp."""
+    packed = project.refs.packed()  # one look at packed-refs for every source
     parts: list[Any] = [project.config_stamp()]
     for source in sources:
         if source.endswith("/"):
-            parts.append(project.refs.tips(source))
+            parts.append(project.refs.tips(source, packed))
         else:
-            parts.append((source, project.refs.tip(source)))
+            parts.append((source, project.refs.tip(source, packed)))
     return tuple(parts)
 
 
@@ -128,16 +134,21 @@ async def fetch(cache: AnswerCache, project: Project, query: Query) -> Answer:
         kept = cache.get(etag)
         if kept is not None:
             return kept
-        data = await run_in_threadpool(lambda: query.compute(project.store()))
-        extra_headers = tuple((query.next_page(data) if query.next_page else {}).items())
+
+        def work() -> tuple[Any, bytes, tuple[tuple[str, str], ...]]:
+            data = query.compute(project.store())  # a long answer is encoded off the loop too
+            found = tuple((query.next_page(data) if query.next_page else {}).items())
+            return data, encode(data), found
+
+        data, body, extra_headers = await run_in_threadpool(work)
         if fingerprint(project, query.sources) == before:
-            fresh = Answer(etag, encode(data), extra_headers, data)
+            fresh = Answer(etag, body, extra_headers, data)
             cache.put(fresh)
             return fresh
     # still moving after every try: what was read is answered, under a tag no later request
     # can match (it belongs to no one state of the refs)
     once = etag_of(project, query.path, query.params, (os.urandom(16),))
-    return Answer(once, encode(data), extra_headers, data)
+    return Answer(once, body, extra_headers, data)
 
 
 async def answer(request: Request, project: Project, query: Query) -> Response:
@@ -152,7 +163,7 @@ async def answer(request: Request, project: Project, query: Query) -> Response:
 def answer_now(request: Request, state: Any, data: Any) -> Response:
     """An answer computed on the spot from `state` (the tips it was read from), with the same
     ETag and 304 as the kept ones."""
-    key = repr((request.url.path, sorted(request.query_params.multi_items()), state))
+    key = repr((request.scope["path"], request.scope["query_string"], state))
     etag = '"' + hashlib.blake2b(key.encode("utf-8", "surrogateescape"),
                                  digest_size=16).hexdigest() + '"'
     if _matches(request, etag):

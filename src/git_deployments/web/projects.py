@@ -28,7 +28,7 @@ def project_name(path: Path) -> str:
     return path.name.removesuffix(".git") or path.name
 
 
-def _stamp(path: Path) -> tuple[int, int, int, int] | None:
+def _stamp(path: str | Path) -> tuple[int, int, int, int] | None:
     try:
         info = os.stat(path)
     except OSError:
@@ -68,7 +68,7 @@ class Project:
     def config_stamp(self) -> object:
         """Changes whenever the repository's config file does (issue patterns, names, and
         whether anonymous reading is on live there)."""
-        return _stamp(self.common_dir / "config")
+        return _stamp(os.path.join(self.refs.root, "config"))
 
     def anonymous_read(self) -> bool:
         """`git config deploy.serve.anonymousRead true`: reading without a token."""
