@@ -6,7 +6,7 @@
 A code history is a main branch of tiny commits with a lightweight tag every TAG_EVERY commits
 (so `git describe` finds one nearby, as in a real project). A deployment timeline is made by the
 tool's own state machine applied in memory, with each change's files (`store.changed_files`), its
-commit message (`store.compose_message`) and author the same as `git deploy` writes them; only the
+commit message (`timeline.compose`) and author the same as `git deploy` writes them; only the
 tree building and ref moving are left to fast-import, which does them for a whole timeline at once.
 So the result is exactly a timeline `git deploy` could have written, and `git deploy fsck` checks
 it like any other.
@@ -153,7 +153,8 @@ def timeline_stream(key: str, deployments: int, commits: list[str],
     from git_deployments.core import machine
     from git_deployments.git.repo import TOOL_EMAIL, TOOL_NAME, Person
     from git_deployments.core.model import CommitRef, CreateTarget, Deploy, TargetSettings
-    from git_deployments.core.store import changed_files, compose_message, ref_name
+    from git_deployments.core.store import changed_files, ref_name
+    from git_deployments.core.timeline import compose
 
     snap = MemorySnapshot()
     oracle = LinearHistory(commits)
@@ -174,7 +175,7 @@ def timeline_stream(key: str, deployments: int, commits: list[str],
         change = machine.apply(snap, request, oracle)
         recorded = request.model_copy(update={"facts": change.facts})
         files = changed_files(snap, change)
-        message = compose_message(recorded, change).encode()
+        message = compose(recorded, change).encode()
         author = Person.parse(request.by)
         when = int(at.timestamp())
         out = [b"commit %s\nmark :%d\n" % (ref, n + 1),

@@ -12,7 +12,9 @@ writer moves a tip, so the next ask gets the new page and the script swaps in it
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,10 +65,10 @@ def environment() -> Environment:
     from jinja2 import Environment, FileSystemLoader
 
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True,
-                      trim_blocks=True, lstrip_blocks=True)
+                      trim_blocks=True, lstrip_blocks=True, auto_reload=False)
     env.filters.update(moment=parse_moment, exact=exact, ago=ago, short=short, person=person,
                        duration=duration, web_url=web_url, plural=plural, started=started,
-                       span_text=format_duration)
+                       span_text=format_duration, when=when)
     env.globals.update(SYMBOLS=SYMBOLS, STATUSES=[s.value for s in Status],
                        BY_HAND=bodies.STATUSES_BY_HAND)
     return env
@@ -104,6 +106,16 @@ def ago(text: str | None, now: datetime) -> str:
 
     moment = parse_moment(text)
     return relative(moment, now) if moment else ""
+
+
+def when(text: str | None, now: datetime) -> tuple[str, str]:
+    """(exact, relative) of an ISO time, each computed once per time and moment of rendering."""
+    return _when(text or "", now)
+
+
+@lru_cache(maxsize=4096)
+def _when(text: str, now: datetime) -> tuple[str, str]:
+    return exact(text), ago(text, now)
 
 
 def duration(seconds: float | None) -> str:
@@ -238,6 +250,17 @@ def _modified(request: Request, etag: str) -> bool:
     return given is None or etag not in [t.strip() for t in given.split(",")]
 
 
+def common_now(request: Request) -> datetime:
+    """The moment this request's page is rendered at (one for the whole page)."""
+    from git_deployments.core.intake import clock
+
+    state = request.scope.setdefault("state", {})
+    if "now" not in state:
+        state["now"] = clock()
+    moment: datetime = state["now"]
+    return moment
+
+
 def common(request: Request, project: Project | None) -> dict[str, Any]:
     """What every page's layout needs."""
     from git_deployments.core.intake import clock
@@ -259,7 +282,7 @@ def common(request: Request, project: Project | None) -> dict[str, Any]:
                                                                  project),
         "csrf": sessions.csrf_token(request),
         "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
-        "now": clock(),
+        "now": common_now(request),
         "static": lambda name: f"/static/{name}?v={request.app.state.code_stamp}",
     }
 
@@ -377,7 +400,8 @@ async def target_deployments(request: Request, project: Project | None) -> Respo
     def context(answers: dict[str, cache.Answer]) -> dict[str, Any]:
         rows = answers["deployments"].data
         older = rows[-1]["number"] if len(rows) >= limit and rows[-1]["number"] > 1 else None
-        return {"tab": "deployments", "key": key, "filter_status": statuses[0] if
+        return {"tab": "deployments", "key": key,
+                "rows": row_views(rows, key, Urls(served.name), common_now(request)), "filter_status": statuses[0] if
                 len(statuses) == 1 else "", "filter_branch": branch or "", "older": older,
                 "limit": limit, "filtered": bool(statuses or branch), "before": before,
                 "ops": DEPLOY_OPS}
@@ -401,6 +425,53 @@ async def target_settings(request: Request, project: Project | None) -> Response
     key = api.key_of(request)
     return await render(request, served, "target.html", _target_queries(served, key),
                         lambda answers: {"tab": "settings", "key": key})
+
+
+@dataclass(frozen=True, slots=True)
+class RefView:
+    repository: str | None  # None when the deployment has only this one commit ref
+    branch: str
+    short: str | None
+    url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RowView:
+    """One line of a target's deployments, its values ready to print (each still escaped)."""
+
+    number: int
+    url: str
+    status: str
+    symbol: str
+    rollback_of: int | None
+    version: str | None
+    refs: tuple[RefView, ...]
+    since: str
+    since_exact: str
+    since_ago: str
+    by: str
+    by_name: str
+    record: dict[str, Any]
+
+
+def row_views(rows: list[dict[str, Any]], key: str, urls: Urls, now: datetime
+              ) -> list[RowView]:
+    """A page of deployments as the target page prints them: its 50 lines are most of the
+    page, so they are prepared here once rather than worked out in the template."""
+    views = []
+    for d in rows:
+        last = d["history"][-1]
+        several = len(d["commits"]) > 1
+        refs = tuple(RefView(ref["repository"] if several else None, ref["branch"],
+                             short(ref["commit"]) if ref.get("commit") else None,
+                             urls.commit(ref["commit"]) if ref.get("commit") else None)
+                     for ref in d["commits"])
+        since_exact, since_ago = when(last["at"], now)
+        views.append(RowView(d["number"], urls.deployment(key, d["number"]), d["status"],
+                             SYMBOLS.get(d["status"], "?"), d.get("rollback_of"),
+                             d.get("version"), refs, last["at"], since_exact, since_ago,
+                             last["by"], person(last["by"]), d))
+    return views
 
 
 def _tab(request: Request, allowed: Sequence[tuple[str, str]]) -> str:
