@@ -31,9 +31,10 @@ import tempfile
 import time
 from pathlib import Path
 
+# the benchmarks' repository builder, next to this file
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import build  # noqa: E402  (the benchmarks' repository builder, next to this file)
+import build
 
 HOST = "127.0.0.1"
 GOAL = 3.0

@@ -9,13 +9,12 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from conftest import Deploy, git
 from dashboard_helpers import HOSTILE, Client, Site, form_token, served_site, timeline_tip
-from test_serve import serve, start, token  # noqa: F401 - start is a fixture
+from test_serve import Served, serve, token
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB = ROOT / "src" / "git_deployments" / "web"
@@ -44,8 +43,8 @@ def signed_in(site: Site, which: str) -> Client:
 def section(page: bytes, name: str) -> str:
     """The live part `name` of a page."""
     text = page.decode()
-    start = text.index(f'<section id="{name}"')
-    return text[start:text.index("</section>", start)]
+    begin = text.index(f'<section id="{name}"')
+    return text[begin:text.index("</section>", begin)]
 
 
 def json_links(page: bytes) -> list[str]:
@@ -429,21 +428,28 @@ def test_hostile_record_text_is_escaped_on_every_page(site: Site) -> None:
 
 
 def test_a_server_of_a_root_lists_its_projects_first(tmp_path: Path, repo: Path,
-                                                     deploy: Deploy, start: Any) -> None:
+                                                     deploy: Deploy) -> None:
     deploy("target", "create", "production")
     other = tmp_path / "shop"
     other.mkdir()
     git(other, "init", "-q")
     git(other, "commit", "--allow-empty", "-q", "-m", "one")
     Deploy(other)("target", "create", "web")
-    served = start(tmp_path, "--root", str(tmp_path))
+    served = serve(tmp_path, "--root", str(tmp_path), log=tmp_path / "serve.log")
+    try:
+        look_at_a_root(served, tmp_path)
+    finally:
+        served.stop()
+
+
+def look_at_a_root(served: Served, root: Path) -> None:
     client = Client(served)
-    client.sign_in(token(tmp_path, "all", "view", "--root", str(tmp_path)))
+    client.sign_in(token(root, "all", "view", "--root", str(root)))
     page = client.get("/").body.decode()
     assert 'href="/projects/app"' in page and 'href="/projects/shop"' in page
     assert b'data-target="web"' in client.get("/projects/shop").body
     shop_only = Client(served)
-    shop_only.sign_in(token(tmp_path, "shop-reader", "view", "--root", str(tmp_path),
+    shop_only.sign_in(token(root, "shop-reader", "view", "--root", str(root),
                             "--project", "shop"))
     listed = shop_only.get("/").body.decode()
     assert 'href="/projects/shop"' in listed and 'href="/projects/app"' not in listed

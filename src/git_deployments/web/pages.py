@@ -12,10 +12,10 @@ writer moves a tip, so the next ask gets the new page and the script swaps in it
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
@@ -263,7 +263,6 @@ def common_now(request: Request) -> datetime:
 
 def common(request: Request, project: Project | None) -> dict[str, Any]:
     """What every page's layout needs."""
-    from git_deployments.core.intake import clock
 
     user = request.user
     signed_in = isinstance(user, auth.TokenUser)
@@ -401,8 +400,9 @@ async def target_deployments(request: Request, project: Project | None) -> Respo
         rows = answers["deployments"].data
         older = rows[-1]["number"] if len(rows) >= limit and rows[-1]["number"] > 1 else None
         return {"tab": "deployments", "key": key,
-                "rows": row_views(rows, key, Urls(served.name), common_now(request)), "filter_status": statuses[0] if
-                len(statuses) == 1 else "", "filter_branch": branch or "", "older": older,
+                "rows": row_views(rows, key, Urls(served.name), common_now(request)),
+                "filter_status": statuses[0] if len(statuses) == 1 else "",
+                "filter_branch": branch or "", "older": older,
                 "limit": limit, "filtered": bool(statuses or branch), "before": before,
                 "ops": DEPLOY_OPS}
 
