@@ -473,3 +473,51 @@ def test_anonymous_reading_opens_pages_without_a_token(tmp_path: Path, repo: Pat
         assert b"Sign in" in page.body and b"/deploy" not in page.body
     finally:
         served.stop()
+
+
+# --- no page reads every record -------------------------------------------------------------------
+
+
+def test_the_pages_read_a_page_of_records_not_all(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The queries behind the overview, a target's page and a deployment's page read a bounded
+    number of records from a target of 300 deployments."""
+    import sys
+
+    from git_deployments.core.store import TreeSnapshot, open_store
+    from git_deployments.web import queries
+
+    bench = ROOT / "bench"
+    sys.path.insert(0, str(bench))
+    try:
+        import build
+    finally:
+        sys.path.remove(str(bench))
+    code = build.build_code(tmp_path / "code", 400)
+    repo = build.share(code, tmp_path / "app")
+    build.build_timeline(repo, "prod", 300, code_commits=100)
+    read: list[int] = []
+    original = TreeSnapshot.record
+
+    def counted(self: TreeSnapshot, number: int) -> object:
+        read.append(number)
+        return original(self, number)
+
+    monkeypatch.setattr(TreeSnapshot, "record", counted)
+    store = open_store(repo)
+    asked = {
+        "overview": [queries.status("app", False)],
+        "target": [queries.target("app", "prod"), queries.deployments("app", "prod")],
+        "older page": [queries.deployments("app", "prod", before=120)],
+        "deployment": [queries.deployment("app", "prod", 250)],
+        "its timeline": [queries.timeline("app", "prod", 30, None, 250)],
+    }
+    for page, needed in asked.items():
+        read.clear()
+        for query in needed:
+            query.compute(store)
+        assert len(read) <= queries.DEFAULT_PAGE + 5, (page, len(read))
+    read.clear()
+    rows = queries.deployments("app", "prod", before=120).compute(store)
+    assert [r["number"] for r in rows] == list(range(119, 69, -1))
+    assert read == list(range(119, 69, -1))
