@@ -147,6 +147,22 @@ def test_the_deployment_page_shows_the_record_in_full(site: Site) -> None:
     assert "#3" not in re.sub(r"<footer.*", "", timeline, flags=re.S).split("<main", 1)[1]
 
 
+def test_a_deployments_own_changes_are_read_back_to_its_creation(site: Site) -> None:
+    client = signed_in(site, "view")
+    log = site.deploy.json("log", "production", "-n", "0")
+    assert isinstance(log, list)
+    about_2 = [e for e in log if e["number"] == 2 or any(a.startswith("#2 ") for a in e["also"])]
+    path = "/api/v1/projects/app/targets/production/timeline?number=2&limit=1"
+    found = []
+    while path:
+        reply = client.get(path)
+        found += reply.json
+        link = re.match(r'<([^>]+)>; rel="next"', reply.headers.get("link", ""))
+        path = link.group(1) if link else ""
+    assert found == about_2 and found[-1]["status"] == "none -> current"
+    assert client.get("/api/v1/projects/app/targets/production/timeline?number=99").status == 404
+
+
 def test_the_target_page_pages_and_filters_as_the_api_does(site: Site) -> None:
     client = signed_in(site, "view")
     api = client.get("/api/v1/projects/app/targets/production/deployments?limit=2")

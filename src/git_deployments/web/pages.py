@@ -70,7 +70,7 @@ def environment() -> Environment:
                        duration=duration, web_url=web_url, plural=plural, started=started,
                        span_text=format_duration, when=when)
     env.globals.update(SYMBOLS=SYMBOLS, STATUSES=[s.value for s in Status],
-                       BY_HAND=bodies.STATUSES_BY_HAND)
+                       BY_HAND=bodies.STATUSES_BY_HAND, TARGET_TABS=TARGET_TABS)
     return env
 
 
@@ -403,8 +403,7 @@ async def target_deployments(request: Request, project: Project | None) -> Respo
                 "rows": row_views(rows, key, Urls(served.name), common_now(request)),
                 "filter_status": statuses[0] if len(statuses) == 1 else "",
                 "filter_branch": branch or "", "older": older,
-                "limit": limit, "filtered": bool(statuses or branch), "before": before,
-                "ops": DEPLOY_OPS}
+                "limit": limit, "filtered": bool(statuses or branch), "before": before}
 
     return await render(request, served, "target.html", asked, context)
 

@@ -171,12 +171,9 @@ def timeline(project: str, key: str, limit: int = DEFAULT_PAGE, before: str | No
             if number is None or entry.number == number or \
                     any(t.number == number for t in entry.transitions):
                 found.append(entry.as_json())
-            if len(found) >= limit:
-                walked["stop"] = entry.commit
-                break
             if number is not None and entry.created == number:
                 break  # nothing about a deployment comes before the change that created it
-            if number is not None and seen >= TIMELINE_SCAN:
+            if len(found) >= limit or (number is not None and seen >= TIMELINE_SCAN):
                 walked["stop"] = entry.commit
                 break
         return found
