@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup demo test serve reliability bench clean
+.PHONY: setup demo test serve check reliability bench clean
 
 PORT ?= 8000
 
@@ -27,6 +27,11 @@ test: setup
 
 serve: setup
 	$(BIN)/python sample-repo/serve.py --port $(PORT)
+
+# the quality gates: lint (ruff) and strict types (mypy, configured in pyproject.toml)
+check: setup
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy src
 
 reliability: setup
 	$(BIN)/python -m pytest -m reliability

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import compile_package, timed  # noqa: E402 - bench/ is not a package
+from run import compile_package, timed
 
 ROOT = Path(__file__).resolve().parent
 WORK = ROOT / "work"

@@ -150,11 +150,10 @@ def timeline_stream(key: str, deployments: int, commits: list[str],
     """`target create`, then `deployments` deployments, each `finish --commit` of the next code
     commit, cycling through `commits` (a new current; the previous one becomes completed): one
     change per deployment."""
-    from git_deployments.core import machine
-    from git_deployments.git.repo import TOOL_EMAIL, TOOL_NAME, Person
+    from git_deployments.core import machine, timeline
     from git_deployments.core.model import CommitRef, CreateTarget, Deploy, TargetSettings
     from git_deployments.core.store import changed_files, ref_name
-    from git_deployments.core.timeline import compose
+    from git_deployments.git.repo import TOOL_EMAIL, TOOL_NAME
 
     snap = MemorySnapshot()
     oracle = LinearHistory(commits)
@@ -175,9 +174,9 @@ def timeline_stream(key: str, deployments: int, commits: list[str],
         change = machine.apply(snap, request, oracle)
         recorded = request.model_copy(update={"facts": change.facts})
         files = changed_files(snap, change)
-        message = compose(recorded, change).encode()
-        author = Person.parse(request.by)
-        when = int(at.timestamp())
+        message = timeline.compose(recorded, change).encode()
+        author = timeline.author_of(recorded)
+        when = timeline.author_time(recorded)
         out = [b"commit %s\nmark :%d\n" % (ref, n + 1),
                f"author {author} {when} +0000\ncommitter {committer} {when} +0000\n".encode(),
                _data(message)]

@@ -156,6 +156,7 @@ def measure_times(size: Size, repos: dict[str, Path], env: dict[str, str],
         "finish@big": (["git", "deploy", "finish", "prod"], repos["big"]),
         "status@small": (["git", "deploy", "status"], repos["small"]),
         "status@mid": (["git", "deploy", "status"], repos["mid"]),
+        "status@behind": (["git", "deploy", "status"], repos["behind"]),
     }
     for args, cwd in commands.values():  # warm the page cache and the bytecode
         timed(args, cwd, env)
@@ -165,6 +166,16 @@ def measure_times(size: Size, repos: dict[str, Path], env: dict[str, str],
             samples[name].append(timed(args, cwd, env))
         log(f"timing round {n + 1}/{size.rounds}")
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def far_behind(source: Path, env: dict[str, str]) -> Path:
+    """A copy of `source` whose current deployment is main's first commit: every later commit
+    of the code history is pending, and `status` must still not walk them all."""
+    repo = fresh_copy(source, "behind")
+    root = check(["git", "rev-list", "--max-parents=0", "main"], repo, env).split()[0]
+    check(["git", "deploy", "finish", "prod", "--commit", f"{build.REPOSITORY}:main:{root}"],
+          repo, env)
+    return repo
 
 
 def measure_bytes(size: Size, source: Path, env: dict[str, str]) -> tuple[float, float]:
@@ -283,7 +294,7 @@ def main() -> int:
     built = prepared(size, env, log)
     small, mid, big = (built[n] for n in (size.small, size.mid, size.big))
     repos = {"small": fresh_copy(small, "small"), "mid": fresh_copy(mid, "mid"),
-             "big": fresh_copy(big, "big")}
+             "big": fresh_copy(big, "big"), "behind": far_behind(small, env)}
 
     t = measure_times(size, repos, env, log)
     log("counting bytes per change")
@@ -311,6 +322,10 @@ def main() -> int:
     rows.append(Row(f"`git deploy status` at {size.mid:,} / at {size.small} deployments",
                     f"{ratio:.2f}× ({t['status@mid'] * 1000:.0f} ms)", "≈ 1 (O(1))",
                     ratio <= 1.2))
+    ratio = t["status@behind"] / floor
+    rows.append(Row(f"`git deploy status` with {size.commits - 1:,} pending commits / floor",
+                    f"{ratio:.2f}× ({t['status@behind'] * 1000:.0f} ms)", "≤ 2.5×",
+                    ratio <= 2.5))
     rows.append(Row(f"bytes per change, loose ({size.big:,} deployments)", f"{loose:,.0f} B",
                     "≤ 2 KiB", loose <= 2048))
     rows.append(Row(f"bytes per change, packed ({size.big:,} deployments)",

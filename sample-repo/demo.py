@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import generate  # noqa: E402  (the sample's builder, next to this file)
+import generate
 
 DAY = "2025-03-31"
 RELEASE = "v1.3.0"
@@ -88,7 +88,7 @@ def main() -> int:
     demo.deploy("list", "production")
     demo.deploy("show", "production", "4")
 
-    demo.section(f"2. {RELEASE} goes to production: schedule, start, finish", f"""
+    demo.section(f"2. {RELEASE} goes to production: schedule, start, finish", """
         A release is planned for 11:00. Starting names only the branch: the deployment
         scheduled for it is the one that starts, with its commit. Finishing it makes it current;
         the previous current deployment becomes completed.

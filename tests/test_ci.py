@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Deploy, git
 
+from conftest import Deploy, git
 from git_deployments.core import ci
 
 SHA = "0123456789abcdef0123456789abcdef01234567"

@@ -14,6 +14,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+
 from conftest import Deploy
 
 ROOT = Path(__file__).resolve().parent.parent

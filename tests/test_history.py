@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from conftest import Deploy, git, make_commit
-from git_deployments.history import questions as history
 from git_deployments.core.store import open_store
+from git_deployments.history import questions as history
 
 
 def rev_list(repo: Path, *args: str) -> list[str]:

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from conftest import Deploy, git, make_commit
-from git_deployments.history import keep
-from git_deployments.git.repo import open_repository
+from git_deployments.core import keepalive
 from git_deployments.core.store import open_store
 from git_deployments.core.verify import verify_commit
+from git_deployments.git.repo import open_repository
+from git_deployments.history import keep
 
 
 def one_error(result: subprocess.CompletedProcess[str]) -> str:
@@ -202,6 +203,39 @@ def test_import_tags_shows_progress_on_a_terminal(app: Path) -> None:
     assert b"importing tags: 3/3" in shown
 
 
+def test_import_tags_into_a_target_created_a_moment_before(app: Path) -> None:
+    deploy = Deploy(app)  # the fixture created production just now; it has no deployment
+    deploy("comment", "production", "-m", "its history comes from the release tags")
+    before = int(git(app, "log", "-1", "--format=%at", "refs/deployments/production"))
+    tag(app, "v1.0", "HEAD~3", "2025-01-10T10:00:00Z")
+    tag(app, "v1.1", "HEAD~1", "2025-06-01T00:00:00Z")
+    plan: Any = deploy.json("import-tags", "production", "--dry-run")
+    assert plan["create_target"] is False
+    assert [(e["tag"], e["at"]) for e in plan["imported"]] == [
+        ("v1.0", "2025-01-10T10:00:00Z"), ("v1.1", "2025-06-01T00:00:00Z")]
+
+    data: Any = deploy.json("import-tags", "production")
+    assert [(e["tag"], e["number"]) for e in data["imported"]] == [("v1.0", 1), ("v1.1", 2)]
+    listed: Any = deploy.json("list", "production")
+    # the records say when each release went out ...
+    assert [(r["number"], r["status"], r["created_at"]) for r in listed] == [
+        (2, "current", "2025-06-01T00:00:00Z"), (1, "completed", "2025-01-10T10:00:00Z")]
+    assert listed[1]["history"][-1]["at"] == "2025-06-01T00:00:00Z"  # completed by v1.1
+    # ... and the timeline when it was recorded: in time order, after what it had already
+    times = [int(t) for t in git(app, "log", "--format=%at",
+                                 "refs/deployments/production").split()]
+    assert times == sorted(times, reverse=True) and min(times[:2]) >= before
+    assert timeline_verifies(app, "production") == 4
+    deploy("fsck", "production")
+
+    # with deployments now, a tag older than its newest change is refused, as before
+    tag(app, "v1.0.1", "HEAD~2", "2025-03-01T00:00:00Z")
+    tip = git(app, "rev-parse", "refs/deployments/production")
+    assert "older than the newest change of target 'production'" in one_error(
+        deploy("import-tags", "production", code=1))
+    assert git(app, "rev-parse", "refs/deployments/production") == tip
+
+
 def test_import_tags_refusals_write_nothing(app: Path) -> None:
     deploy = Deploy(app)
     assert "no tag matches 'v*'" in one_error(deploy("import-tags", "releases", code=1))
@@ -256,7 +290,7 @@ def test_keeping_skips_what_is_kept_and_never_fails_a_write(app: Path) -> None:
     assert deploy.json("show", "production")["status"] == "current"  # type: ignore[index]
 
     store = open_store(app)
-    result = keep.retain(store.git, "staging", ["0" * 40])
+    result = keepalive.retain(store.git, "staging", ["0" * 40])
     assert result.missing == ["0" * 40] and result.added == []
 
 
@@ -316,7 +350,7 @@ def test_rebuild_regenerates_the_keep_alive_ref_from_the_timeline(app: Path) -> 
     # chained commits of a bounded number of parents each
     for line in git(app, "rev-list", "--parents", "--first-parent",
                     "refs/deployments-kept/production").splitlines():
-        assert len(line.split()) - 1 <= keep.PARENTS_PER_COMMIT + 1
+        assert len(line.split()) - 1 <= keepalive.PARENTS_PER_COMMIT + 1
     git(app, "reset", "-q", "--hard", "HEAD~20")
     prune_everything(app)
     assert all(exists(app, c) for c in deployed)

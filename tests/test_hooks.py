@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from conftest import Deploy, git, make_commit
-from git_deployments.sharing import hooks
-from git_deployments.git.repo import open_repository
 from git_deployments.core.intake import new_request
 from git_deployments.core.model import Comment, Request, SetStatus
 from git_deployments.core.store import Store
+from git_deployments.git.repo import open_repository
+from git_deployments.sharing import hooks
 from test_sync import CloneFactory, check_every_commit, clone, ref_of, server  # noqa: F401
 
 REF = "refs/deployments/production"
@@ -245,8 +245,8 @@ def test_branch_names_are_data(clone: CloneFactory, server: Path,  # noqa: F811
     a("pull")
     listed: Any = a.json("list", "production")
     assert sorted(d["commits"][0]["branch"] for d in listed) == sorted(names)
-    assert not [p for p in tmp_path.rglob("HACKED*")]
-    assert not [p for p in Path.cwd().glob("HACKED*")]
+    assert not list(tmp_path.rglob("HACKED*"))
+    assert not list(Path.cwd().glob("HACKED*"))
 
 
 def test_archived_targets_and_other_branches_schedule_nothing(clone: CloneFactory,  # noqa: F811
@@ -287,7 +287,7 @@ def test_install_writes_both_hooks_and_is_idempotent(bare: Path) -> None:
     assert not list((bare / "hooks").glob("*.legacy"))
 
 
-def test_an_existing_hook_is_kept_and_chained(clone: CloneFactory, bare: Path,
+def test_an_existing_hook_is_kept_and_chained(clone: CloneFactory, bare: Path,  # noqa: F811
                                               tmp_path: Path) -> None:
     seen = tmp_path / "seen"
     legacy = bare / "hooks" / "pre-receive"
@@ -332,7 +332,7 @@ def test_a_foreign_hook_with_a_legacy_already_there_is_not_clobbered(bare: Path)
     assert not (bare / "hooks" / "pre-receive").exists()
 
 
-def test_install_follows_core_hooks_path(clone: CloneFactory, bare: Path) -> None:
+def test_install_follows_core_hooks_path(clone: CloneFactory, bare: Path) -> None:  # noqa: F811
     git(bare, "config", "core.hooksPath", "custom-hooks")
     out = Deploy(bare)("install-hooks").stdout
     assert f"{bare}/custom-hooks" in out

@@ -7,7 +7,6 @@ from datetime import timedelta
 import pytest
 
 from git_deployments.core import machine
-from git_deployments.errors import InternalError, NotFound, RuleViolation
 from git_deployments.core.model import (
     ArchiveTarget,
     Comment,
@@ -20,8 +19,8 @@ from git_deployments.core.model import (
     Status,
     Timeout,
 )
-
-from machine_helpers import A, B, C, AncestryOracle, Memory, ref
+from git_deployments.errors import InternalError, NotFound, RuleViolation
+from machine_helpers import A, AncestryOracle, B, C, Memory, ref
 
 
 @pytest.fixture
@@ -465,3 +464,28 @@ def test_a_change_recorded_before_versions_followed_commits_replays_as_it_was() 
     old.apply(Deploy, op="schedule", commits=[ref("release", A)])
     old.apply(Deploy, op="start", commits=[ref("release", B)])
     assert (old.recs[1].version, old.recs[1].commits[0].commit) == ("v-aaaa", B)
+
+
+# --- recorded after the fact -------------------------------------------------------------------
+
+
+def test_a_finish_that_happened_earlier_dates_its_records_then(mem: Memory) -> None:
+    earlier = mem.clock - timedelta(days=300)
+    first = mem.deploy("finish", ("main", A), happened_at=earlier)
+    assert first.created_at == first.updated_at == first.history[0].at == earlier
+    later = earlier + timedelta(days=30)
+    second = mem.deploy("finish", ("main", B), happened_at=later)
+    assert second.created_at == later
+    # the deployment it replaced was completed when the later one happened
+    assert mem.recs[1].history[-1].status == Status.COMPLETED
+    assert mem.recs[1].updated_at == mem.recs[1].history[-1].at == later
+    mem.check()
+
+
+def test_only_a_finish_or_fail_happens_earlier_and_never_after_it_is_recorded(
+        mem: Memory) -> None:
+    with pytest.raises(RuleViolation, match="only finish and fail"):
+        mem.deploy("start", ("main", A), happened_at=mem.clock - timedelta(days=1))
+    with pytest.raises(RuleViolation, match="cannot have happened after it was recorded"):
+        mem.deploy("finish", ("main", A), happened_at=mem.clock + timedelta(days=1))
+    assert mem.recs == {}

@@ -18,10 +18,10 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from conftest import git, make_commit
 from git_deployments.core import machine
-from git_deployments.errors import DeployError
 from git_deployments.core.model import CreateTarget, Delete, Deploy, Request, SetStatus
 from git_deployments.core.store import Store, open_store
 from git_deployments.core.timeutil import now
+from git_deployments.errors import DeployError
 
 BRANCHES = ["main", "release"]
 IN_FLIGHT = {"deploying", "hanging"}

@@ -83,8 +83,8 @@ def random_request(rng: random.Random, store: Any, key: str,
 
 def run_ops(repo: str, seed: int, count: int, keys: list[str]) -> int:
     """`count` random operations, round robin over `keys`; one JSON line per outcome."""
-    from git_deployments.errors import DeployError
     from git_deployments.core.store import open_store
+    from git_deployments.errors import DeployError
 
     store = open_store(repo)
     commits = branch_commits(Path(repo))
@@ -107,10 +107,10 @@ def zygote(repo: str, key: str) -> int:
     """Imports once, then for each `fork SEED` line on stdin forks a writer that writes until it
     is killed; prints the writer's pid, then `dead` once it has been reaped."""
     from git_deployments.core import intake
-    from git_deployments.errors import DeployError
     from git_deployments.core.model import Comment
     from git_deployments.core.model import Deploy as DeployOp
     from git_deployments.core.store import open_store
+    from git_deployments.errors import DeployError
 
     commits = branch_commits(Path(repo))
     open_store(repo).snapshot(key).require()  # warm every import the writer needs
@@ -357,8 +357,8 @@ def write_or_doctor(repo: Path, deploy: Deploy, store: Any) -> bool:
     """One write after a kill; when a lock the killed writer left stops it, `git deploy doctor`
     must clear it and the write then succeed. True when doctor was needed."""
     from git_deployments.core import intake
-    from git_deployments.errors import DeployError
     from git_deployments.core.model import Comment
+    from git_deployments.errors import DeployError
 
     request = intake.new_request(Comment, store.git, "prod", text="after a kill")
     try:

@@ -71,7 +71,7 @@ def test_fast_load_reads_what_ruamel_reads(data: dict[str, Any]) -> None:
 def test_odd_text_reads_as_ruamel_reads_it(text: str) -> None:
     try:
         expected = ruamel_load(text)
-    except Exception:  # ruamel refuses it: then so must load_data, with CorruptRecord
+    except Exception:  # noqa: BLE001 - ruamel refuses it: then so must load_data (CorruptRecord)
         with pytest.raises(CorruptRecord):
             records.load_data(text.encode(), "x")
         return

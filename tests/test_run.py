@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import BIN, Deploy, git
 
 PY = sys.executable
@@ -167,7 +168,7 @@ def test_run_records_only_the_deployment_it_started(repo: Path, deploy: Deploy) 
             break
         time.sleep(0.05)
     deploy("fail", "prod")
-    out, err = started.communicate(timeout=60)
+    _, err = started.communicate(timeout=60)
     assert started.returncode == 1, err
     assert err.splitlines()[-1] == ("error: the command succeeded, but it was not recorded: "
                                     "deployment #1 is failed, not in flight: it cannot be "

@@ -91,7 +91,7 @@ def serve(cwd: Path, *args: str, log: Path) -> Served:
     """Start `git-deploy serve` on a free loopback port (it prints where it listens). The
     program itself, as a service manager runs it: `git deploy` would put git in between, which
     answers SIGTERM by dying of it once its child has stopped."""
-    handle = open(log, "w")  # noqa: SIM115 - the server writes to it until it stops
+    handle = open(log, "w")
     process = subprocess.Popen(["git-deploy", "serve", "--host", "127.0.0.1", "--port", "0",
                                 *args], cwd=cwd, stdout=subprocess.PIPE, stderr=handle,
                                text=True)
@@ -700,7 +700,7 @@ def test_reads_are_kept_until_any_writer_moves_a_ref(repo: Path, history: Deploy
     assert served.get(path, view, **{"If-None-Match": etag}).status == 304
 
 
-# --- stopping ---------------------------------------------------------------------------------------
+# --- stopping -------------------------------------------------------------------------------------
 
 
 def test_sigterm_finishes_the_requests_in_flight_then_exits_0(repo: Path, history: Deploy,

@@ -12,12 +12,12 @@ import pytest
 
 from conftest import git
 from git_deployments.core import records
-from git_deployments.errors import ConflictError, CorruptRecord
-from git_deployments.git.repo import RaceLost
 from git_deployments.core.model import CreateTarget, Deploy, Request
 from git_deployments.core.store import Store, open_store, record_path
 from git_deployments.core.timeline import recorded_request
 from git_deployments.core.timeline import trailers as parse_trailers
+from git_deployments.errors import ConflictError, CorruptRecord
+from git_deployments.git.repo import RaceLost
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

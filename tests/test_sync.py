@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 
 from conftest import Deploy, git, make_commit
-from git_deployments.git.repo import open_repository
 from git_deployments.core.store import Store
 from git_deployments.core.timeline import recorded_request
 from git_deployments.core.timeline import trailers as parse_trailers
 from git_deployments.core.verify import verify_commit, verify_index
+from git_deployments.git.repo import open_repository
 
 REF = "refs/deployments/production"
 
@@ -406,7 +406,7 @@ def test_three_clones_fifty_synced_writes_each(clone: CloneFactory, server: Path
     branches = ["main", "release", "main"]
     processes = []
     outputs = []
-    for deploy, branch in zip(clones, branches):
+    for deploy, branch in zip(clones, branches, strict=True):
         out = tmp_path / f"results-{deploy.cwd.name}.jsonl"
         outputs.append(out)
         processes.append(subprocess.Popen(

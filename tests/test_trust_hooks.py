@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Deploy, git, make_commit
-from test_hooks import forge, push, refused, shared  # noqa: F401
-from test_sync import CloneFactory, check_every_commit, clone, ref_of, server  # noqa: F401
 
+from conftest import Deploy, git, make_commit
 from git_deployments.core.model import MAX_LINE
 from git_deployments.git.repo import Person, open_repository
 from git_deployments.sharing import hooks
+from test_hooks import forge, push, refused, shared  # noqa: F401
+from test_sync import CloneFactory, check_every_commit, clone, ref_of, server  # noqa: F401
 
 REF = "refs/deployments/production"
 KEPT = "refs/deployments-kept/production"
@@ -281,7 +281,7 @@ def hostile(deploy: Deploy, case: str) -> tuple[str, str, str]:
         return f"{forged}:{REF}", REF, "no 'format' file; not a git-deployments timeline"
     if case == "deep-request":
         forged = commit(body=b"x\n\nDeploy-Request: " + b"[" * 50_000 + b"\n")
-        return f"{forged}:{REF}", REF, f"{forged[:12]}: cannot be read: nested too deeply"
+        return f"{forged}:{REF}", REF, f"{forged[:12]}: recorded request is nested too deeply"
     if case == "unknown-encoding":
         forged = commit(header + b"\nencoding no-such-codec")
         return f"{forged}:{REF}", REF, "declares an unknown message encoding 'no-such-codec'"
@@ -305,6 +305,18 @@ def test_hostile_objects_are_refused_with_a_reason(shared: Deploy, server: Path,
     [line] = refused(result)
     assert line.startswith(f"error: {ref}: ") and reason in line, line
     assert server_refs(server) == before
+
+
+def test_a_change_dated_days_ahead_is_refused(shared: Deploy, server: Path) -> None:  # noqa: F811
+    # written by git deploy itself, legitimate but for its clock, set ahead
+    shared("comment", "production", "-m", "from the future", env={"GIT_DEPLOY_NOW": "+3d"})
+    ahead = ref_of(shared.cwd)
+    assert ahead is not None
+    before = ref_of(server)
+    [line] = refused(push(shared, REF))
+    assert line.startswith(f"error: {REF}: {ahead[:12]}: it is dated ") and \
+        "ahead of this clock" in line
+    assert ref_of(server) == before
 
 
 def test_a_ref_name_that_is_not_utf8_is_refused(shared: Deploy, server: Path) -> None:  # noqa: F811

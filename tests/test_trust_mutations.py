@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from conftest import Deploy, make_commit
 from git_deployments.core import timeline
 from git_deployments.core.intake import new_request
-from git_deployments.core.model import Comment, Deploy as DeployOp, Edit
+from git_deployments.core.model import Comment, Edit
+from git_deployments.core.model import Deploy as DeployOp
 from git_deployments.core.store import Store
 from git_deployments.git.repo import open_repository
 from git_deployments.watch.notify import events_in
@@ -135,7 +136,7 @@ def mutate(repo: pygit2.Repository, oid: str, kind: str, pick: int, text: str) -
         return _rewrite(repo, commit, message="".join(lines[:at] + lines[at + 1:]))
     if kind == "add-trailer":
         return _rewrite(repo, commit, message=commit.message +
-                        f"Deploy-Status: deploying -> current\n")
+                        "Deploy-Status: deploying -> current\n")
     if kind == "edit-trailer":
         fields = [i for i, line in enumerate(lines) if line.startswith("Deploy-")
                   and not line.startswith("Deploy-Request")]
@@ -183,14 +184,14 @@ KINDS = ["none", "add-file", "remove-file", "mode-exec", "mode-link", "gitlink",
 # --- what every reader must agree on once a push is accepted -------------------------------------
 
 
-def cli(server: Path, *args: str) -> Any:
+def cli(server: Path, *args: str) -> Any:  # noqa: F811
     done = subprocess.run(["git", "deploy", *args, "--json"], cwd=server, capture_output=True,
                           text=True, env=os.environ.copy())
     assert done.returncode == 0, (args, done.stderr)
     return json.loads(done.stdout)
 
 
-def readers_agree(server: Path, pushed: str) -> None:
+def readers_agree(server: Path, pushed: str) -> None:  # noqa: F811
     git = open_repository(server)
     store = Store(git)
     snap = store.snapshot(KEY)
@@ -248,7 +249,7 @@ def world(clone: CloneFactory, server: Path) -> tuple[Deploy, Path]:  # noqa: F8
 def test_a_mutated_push_is_refused_or_every_reader_agrees(world: tuple[Deploy, Path],
                                                           kind: str, choice: int, pick: int,
                                                           text: str) -> None:
-    a, server = world
+    a, server = world  # noqa: F811
     tip, valid = valid_change(a, choice)
     repo = pygit2.Repository(str(a.cwd))
     forged = mutate(repo, valid, kind, pick, text)
@@ -266,7 +267,7 @@ def test_a_mutated_push_is_refused_or_every_reader_agrees(world: tuple[Deploy, P
 def test_the_probe_s_forged_fail_claiming_current_is_refused(world: tuple[Deploy, Path]) -> None:
     """A real `fail` whose message claims `deploying -> current`, authored by someone else and
     dated 2099: refused, and the server does not move."""
-    a, server = world
+    a, server = world  # noqa: F811
     a("start", KEY, "--commit", "app:main:HEAD", "--version", "1.1", "--sync")
     tip, valid = valid_change(a, 3)  # fail
     repo = pygit2.Repository(str(a.cwd))

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Deploy, git
-from test_sync import CloneFactory, clone, ref_of, server  # noqa: F401
 
+from conftest import Deploy, git
 from git_deployments.core import verify
 from git_deployments.core.store import open_store
 from git_deployments.sharing import sync as sharing
+from test_sync import CloneFactory, clone, ref_of, server  # noqa: F401
 
 PRODUCTION = "refs/deployments/production"
 STAGING = "refs/deployments/staging"

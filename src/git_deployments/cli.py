@@ -7,13 +7,17 @@ import errno
 import importlib
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NoReturn
 
 from git_deployments import __version__
+from git_deployments.commands.context import Context
 from git_deployments.errors import DeployError, UsageError
 
-# each module registers its subcommands with `register(subparsers)`
+if TYPE_CHECKING:
+    from git_deployments.commands.common import Run
+
+# each module registers its subcommands with `register(subparsers)`, and what each one runs
 COMMAND_MODULES = (
     "git_deployments.commands.reading",
     "git_deployments.commands.targets",
@@ -30,7 +34,6 @@ COMMAND_MODULES = (
 
 # what writing the output can meet (`> /dev/full`, a quota, a file size limit)
 _OUTPUT_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
-CO_VARKEYWORDS = 0x08  # a code object's flag for **kwargs
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 3
 
@@ -40,46 +43,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see '{self.prog} -h')")
-
-
-class Context:
-    """What every command gets: the repository (opened on first use) and global options."""
-
-    def __init__(self, repo_path: str | None, debug: bool, sync_remote: str | None = None) -> None:
-        self.repo_path = repo_path
-        self.debug = debug
-        # set by --sync[=REMOTE] on write commands: fetch, apply, push, retry
-        self.sync_remote = sync_remote
-        self._store: Any = None
-
-    @property
-    def store(self) -> Any:
-        if self._store is None:
-            from git_deployments.core.store import open_store
-
-            self._store = open_store(self.repo_path)
-            if self.sync_remote is not None:
-                from git_deployments.sharing.sync import before_write
-
-                # a synced write reads the remote's state (a fresh CI clone has none of its own)
-                before_write(self._store, self.sync_remote or None)
-        return self._store
-
-    @property
-    def opened(self) -> bool:
-        return self._store is not None
-
-    @property
-    def git(self) -> Any:
-        return self.store.git
-
-    def write(self, request: Any) -> Any:
-        """Every write command's one way to record a request."""
-        if self.sync_remote is not None:
-            from git_deployments.sharing.sync import write_synced
-
-            return write_synced(self.store, request, self.sync_remote or None)
-        return self.store.write(request)
 
 
 def build_parser() -> Parser:
@@ -99,14 +62,8 @@ def build_parser() -> Parser:
 
 
 def dispatch(args: argparse.Namespace, ctx: Context) -> int:
-    func: Callable[..., int] = args.func
-    code = func.__code__  # not inspect.signature: importing inspect costs every command 4 ms
-    wanted = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
-    takes_all = bool(code.co_flags & CO_VARKEYWORDS)
-    skip = {"func", "command", "repo", "debug", "sync", "target_command"}
-    kwargs = {name: value for name, value in vars(args).items()
-              if name in wanted or (takes_all and name not in skip)}
-    return func(ctx, **kwargs)
+    run: Run = args.run  # set by each command's parser (commands/common.py: runs)
+    return run(ctx, args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -143,7 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if debug:
             raise
-        print(f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"internal error: {type(exc).__name__}: {first_line}"
               " (run with --debug for the traceback)", file=sys.stderr)
         return EXIT_INTERNAL
 
@@ -151,6 +109,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _discard_stdout() -> None:
     """Drop what could not be written, so the interpreter's exit does not try again."""
     try:
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until exit
+        sys.stdout = open(os.devnull, "w")  # lives until exit
     except OSError:
         pass

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from git_deployments.errors import DeployError
 from git_deployments.core.model import key_problem
-from git_deployments.core.store import REF_PREFIX, Store, ref_name
+from git_deployments.core.store import Store, ref_name
+from git_deployments.core.timeline import REF_PREFIX
+from git_deployments.errors import DeployError
 
 # A lock file younger than this may belong to a git process that is writing right now (git's own
 # ref locks are not flock'ed, so age is the only sign): doctor keeps it and says to run again.
@@ -90,7 +91,7 @@ def _failure(check: Any, *args: Any) -> str | None:
         check(*args)
     except DeployError as exc:
         return str(exc)
-    except Exception as exc:  # a broken object store raises pygit2's and the OS's errors
+    except Exception as exc:  # noqa: BLE001 - a broken object store raises pygit2's and the OS's
         reason = str(exc).splitlines()[0] if str(exc) else ""
         return f"cannot be read ({type(exc).__name__}: {reason})"
     return None
@@ -348,7 +349,7 @@ class Doctor:
                 yield path
 
     def _ref_lock(self, path: Path) -> None:
-        from git_deployments.history.keep import KEPT_PREFIX
+        from git_deployments.core.keepalive import KEPT_PREFIX
 
         relative = self._relative(path)
         ref = relative.removeprefix("logs/").removesuffix(".lock")

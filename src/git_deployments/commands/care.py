@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from git_deployments.commands.common import add_json, target_key
+from git_deployments.commands.common import add_json, runs, target_key
 from git_deployments.errors import CorruptRecord
+
+if TYPE_CHECKING:
+    from git_deployments.commands.context import Context
 
 
 def register(subparsers: Any) -> None:
@@ -16,7 +19,7 @@ def register(subparsers: Any) -> None:
                     "parent gives exactly its tree. Exit 1 when anything is wrong.")
     p.add_argument("target", type=target_key, nargs="?", help="only this target's timeline")
     add_json(p)
-    p.set_defaults(func=cmd_fsck)
+    runs(p, lambda ctx, a: cmd_fsck(ctx, target=a.target, as_json=a.as_json))
 
     p = subparsers.add_parser(
         "doctor", help="find and fix what a killed process left behind",
@@ -25,10 +28,10 @@ def register(subparsers: Any) -> None:
                     "hold is kept.")
     p.add_argument("--dry-run", action="store_true", help="say what would be fixed, change nothing")
     add_json(p)
-    p.set_defaults(func=cmd_doctor)
+    runs(p, lambda ctx, a: cmd_doctor(ctx, dry_run=a.dry_run, as_json=a.as_json))
 
 
-def cmd_fsck(ctx: Any, target: str | None = None, as_json: bool = False) -> int:
+def cmd_fsck(ctx: Context, target: str | None = None, as_json: bool = False) -> int:
     from git_deployments.care.checks import fsck
     from git_deployments.commands.output import Output
 
@@ -56,7 +59,7 @@ def cmd_fsck(ctx: Any, target: str | None = None, as_json: bool = False) -> int:
     return 0
 
 
-def cmd_doctor(ctx: Any, dry_run: bool = False, as_json: bool = False) -> int:
+def cmd_doctor(ctx: Context, dry_run: bool = False, as_json: bool = False) -> int:
     from git_deployments.care.checks import Doctor
     from git_deployments.commands.output import Output
 

@@ -1,11 +1,23 @@
-"""Small pieces the command modules share: option groups and argument converters."""
+"""Small pieces the command modules share: wiring, option groups and argument converters."""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from git_deployments.errors import DeployError, UsageError
+
+if TYPE_CHECKING:
+    from git_deployments.commands.context import Context
+
+# what a parsed command line runs: it hands each option to its command function by keyword, so
+# a renamed parameter is a type error, and an option the parser lacks fails test_cli_wiring.py
+Run: TypeAlias = "Callable[[Context, argparse.Namespace], int]"
+
+
+def runs(parser: argparse.ArgumentParser, run: Run) -> None:
+    parser.set_defaults(run=run)
 
 
 def add_json(parser: argparse.ArgumentParser) -> None:

@@ -13,15 +13,17 @@ from git_deployments.commands.common import (
     add_write_options,
     count,
     number,
+    runs,
     target_key,
 )
-from git_deployments.errors import DeployError
-from git_deployments.core.model import REPOSITORY_PATTERN
 from git_deployments.commands.output import Output
+from git_deployments.core.model import REPOSITORY_PATTERN
+from git_deployments.errors import DeployError
 
 if TYPE_CHECKING:
-    from git_deployments.history.questions import Commit, RepoRange
+    from git_deployments.commands.context import Context
     from git_deployments.core.model import Deployment
+    from git_deployments.history.questions import Commit, RepoRange
 
 
 def register(subparsers: Any) -> None:
@@ -33,7 +35,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("number", type=number, nargs="?")
     _max_count(p)
     add_json(p)
-    p.set_defaults(func=cmd_commits)
+    runs(p, lambda ctx, a: cmd_commits(ctx, target=a.target, number=a.number,
+                                       max_count=a.max_count, as_json=a.as_json))
 
     p = subparsers.add_parser(
         "pending", help="commits on the branch not yet in the current deployment",
@@ -44,7 +47,8 @@ def register(subparsers: Any) -> None:
                    help="the branch to compare with (default: the deployed branch)")
     _max_count(p)
     add_json(p)
-    p.set_defaults(func=cmd_pending)
+    runs(p, lambda ctx, a: cmd_pending(ctx, target=a.target, branch=a.branch,
+                                       max_count=a.max_count, as_json=a.as_json))
 
     p = subparsers.add_parser(
         "contains", help="which targets run a commit, and the deployment that first shipped it",
@@ -57,7 +61,8 @@ def register(subparsers: Any) -> None:
                    help="the repository the commit is in, by the name targets give it (default: "
                         "this one, else any repository the targets record that has it)")
     add_json(p)
-    p.set_defaults(func=cmd_contains)
+    runs(p, lambda ctx, a: cmd_contains(ctx, commit=a.commit, targets=a.targets,
+                                        repository=a.repository, as_json=a.as_json))
 
     p = subparsers.add_parser(
         "compare", help="what one target's current deployment has that another's has not",
@@ -66,7 +71,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("a", type=target_key, metavar="TARGET_A")
     p.add_argument("b", type=target_key, metavar="TARGET_B")
     add_json(p)
-    p.set_defaults(func=cmd_compare)
+    runs(p, lambda ctx, a: cmd_compare(ctx, a=a.a, b=a.b, as_json=a.as_json))
 
     p = subparsers.add_parser(
         "issues", help="merges and issue references in what a deployment brought",
@@ -77,7 +82,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("number", type=number, nargs="?")
     _max_count(p)
     add_json(p)
-    p.set_defaults(func=cmd_issues)
+    runs(p, lambda ctx, a: cmd_issues(ctx, target=a.target, number=a.number,
+                                      max_count=a.max_count, as_json=a.as_json))
 
     p = subparsers.add_parser(
         "rollback", help="redeploy an earlier successful deployment on purpose",
@@ -95,7 +101,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--ext-label", metavar="LABEL", help="label of an external link")
     p.add_argument("--ext-url", metavar="URL", help="URL of the external link")
     add_write_options(p)
-    p.set_defaults(func=cmd_rollback)
+    runs(p, lambda ctx, a: cmd_rollback(ctx, target=a.target, to=a.to, finish=a.finish,
+                                        version=a.version, description=a.description,
+                                        reason=a.reason, ext_label=a.ext_label,
+                                        ext_url=a.ext_url, as_json=a.as_json))
 
     p = subparsers.add_parser(
         "import-tags", help="build a target's history from release tags",
@@ -107,7 +116,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--branch", help="the branch the releases were made on (default: HEAD's)")
     p.add_argument("--dry-run", action="store_true", help="show what would be imported")
     add_json(p)
-    p.set_defaults(func=cmd_import_tags)
+    runs(p, lambda ctx, a: cmd_import_tags(ctx, target=a.target, pattern=a.pattern,
+                                           branch=a.branch, dry_run=a.dry_run,
+                                           as_json=a.as_json))
 
     p = subparsers.add_parser(
         "keep", help="rebuild the refs that keep deployed commits from being pruned",
@@ -116,7 +127,7 @@ def register(subparsers: Any) -> None:
                     "lacks.")
     p.add_argument("targets", type=target_key, nargs="*", metavar="TARGET")
     add_json(p)
-    p.set_defaults(func=cmd_keep)
+    runs(p, lambda ctx, a: cmd_keep(ctx, targets=a.targets, as_json=a.as_json))
 
 
 def _max_count(p: Any) -> None:
@@ -263,7 +274,7 @@ def brought_lines(key: str, record: Deployment, counts: list[dict[str, Any]]) ->
 # --- commits -------------------------------------------------------------------------------------
 
 
-def cmd_commits(ctx: Any, target: str, number: int | None = None,
+def cmd_commits(ctx: Context, target: str, number: int | None = None,
                 max_count: int | None = None, as_json: bool = False) -> int:
     from git_deployments.history import questions as history
 
@@ -287,7 +298,7 @@ def cmd_commits(ctx: Any, target: str, number: int | None = None,
 # --- pending -------------------------------------------------------------------------------------
 
 
-def cmd_pending(ctx: Any, target: str, branch: str | None = None,
+def cmd_pending(ctx: Context, target: str, branch: str | None = None,
                 max_count: int | None = None, as_json: bool = False) -> int:
     from git_deployments.history import questions as history
 
@@ -328,12 +339,12 @@ def cmd_pending(ctx: Any, target: str, branch: str | None = None,
 # --- contains ------------------------------------------------------------------------------------
 
 
-def cmd_contains(ctx: Any, commit: str, targets: list[str] | None = None,
+def cmd_contains(ctx: Context, commit: str, targets: list[str] | None = None,
                  repository: str | None = None, as_json: bool = False) -> int:
     from datetime import UTC, datetime
 
-    from git_deployments.history import questions as history
     from git_deployments.core.timeutil import iso
+    from git_deployments.history import questions as history
 
     if repository is not None and not REPOSITORY_PATTERN.match(repository):
         raise DeployError(f"invalid repository name {repository!r}")
@@ -379,7 +390,7 @@ def cmd_contains(ctx: Any, commit: str, targets: list[str] | None = None,
 # --- compare -------------------------------------------------------------------------------------
 
 
-def cmd_compare(ctx: Any, a: str, b: str, as_json: bool = False) -> int:
+def cmd_compare(ctx: Context, a: str, b: str, as_json: bool = False) -> int:
     from git_deployments.history import questions as history
 
     result = history.compare(ctx.store, a, b)
@@ -411,7 +422,7 @@ def cmd_compare(ctx: Any, a: str, b: str, as_json: bool = False) -> int:
 # --- issues --------------------------------------------------------------------------------------
 
 
-def cmd_issues(ctx: Any, target: str, number: int | None = None,
+def cmd_issues(ctx: Context, target: str, number: int | None = None,
                max_count: int | None = None, as_json: bool = False) -> int:
     from git_deployments.reading.history import issues as find_issues
 
@@ -460,12 +471,12 @@ def default_rollback(snap: Any, index: Any) -> int:
                       "to")
 
 
-def cmd_rollback(ctx: Any, target: str, to: int | None = None, finish: bool = False,
+def cmd_rollback(ctx: Context, target: str, to: int | None = None, finish: bool = False,
                  version: str | None = None, description: str | None = None,
                  reason: str | None = None, ext_label: str | None = None,
                  ext_url: str | None = None, as_json: bool = False) -> int:
-    from git_deployments.core import intake
     from git_deployments.commands.deployments import report
+    from git_deployments.core import intake
     from git_deployments.core.model import Deploy
 
     snap = ctx.store.existing(target)
@@ -479,7 +490,7 @@ def cmd_rollback(ctx: Any, target: str, to: int | None = None, finish: bool = Fa
         external_link=intake.external_link(ext_label, ext_url))
     result = ctx.write(request)
     if as_json:
-        return report(ctx, result, as_json)
+        return report(result, as_json)
     out = Output()
     out.line(result.change.subject)
     for effect in result.change.effects:
@@ -496,97 +507,47 @@ def cmd_rollback(ctx: Any, target: str, to: int | None = None, finish: bool = Fa
 # --- import-tags ---------------------------------------------------------------------------------
 
 
-def _natural(text: str) -> list[Any]:
-    return [(0, int(part), "") if part.isdigit() else (1, 0, part)
-            for part in re.split(r"(\d+)", text) if part]
-
-
-def cmd_import_tags(ctx: Any, target: str, pattern: str = "v*", branch: str | None = None,
+def cmd_import_tags(ctx: Context, target: str, pattern: str = "v*", branch: str | None = None,
                     dry_run: bool = False, as_json: bool = False) -> int:
-    import fnmatch
     from datetime import UTC, datetime
 
-    from git_deployments.history import questions as history
-
-    from git_deployments.core import intake
-    from git_deployments.core.model import CommitRef, CreateTarget, Deploy, branch_is_valid
     from git_deployments.core.timeutil import iso
+    from git_deployments.history.tags import plan_import
 
     git = ctx.git
-    tags = []
-    for name, _ in git.list_refs("refs/tags/"):
-        if fnmatch.fnmatchcase(name[len("refs/tags/"):], pattern):
-            info = git.tag_info(name)
-            if info is not None:
-                tags.append(info)
-    if not tags:
-        raise DeployError(f"no tag matches {pattern!r} (tags that lead to a commit)")
-    tags.sort(key=lambda t: (t.time, _natural(t.name)))
-    branch = branch or git.head()[0]
-    if branch is None:
-        raise DeployError("HEAD is detached: pass --branch, the branch the releases were made on")
-    if not branch_is_valid(branch):
-        raise DeployError(f"invalid branch name {branch!r}")
-    snap = ctx.store.snapshot(target)
-    exists = snap.tip is not None
-    home = git.default_repository_name()
-    skipped = []
-    todo = tags
-    if exists:
-        recorded_target, _ = snap.require()
-        if recorded_target.archived:
-            raise DeployError(f"target '{target}' is archived; 'git deploy target unarchive "
-                              f"{target}' to use it")
-        home = recorded_target.repository
-        scan = history.scan_timeline(git, target)
-        seen = {(t.version, c) for t in scan.deployments.values() if t.status != "deleted"
-                for r, _, c in t.commits or [] if r == home}
-        todo = [t for t in tags if (t.name, t.commit) not in seen]
-        skipped = [t for t in tags if (t.name, t.commit) in seen]
-        newest = git.commit_info(snap.tip).author_time
-        older = [t for t in todo if t.time < newest]
-        if older:
-            raise DeployError(
-                f"tag {older[0].name} ({iso(datetime.fromtimestamp(older[0].time, UTC))}) is "
-                f"older than the newest change of target '{target}' "
-                f"({iso(datetime.fromtimestamp(newest, UTC))}); history is appended in time "
-                "order: import into a new target, or narrow --pattern")
+    plan = plan_import(ctx.store, target, pattern, branch)
     out = Output(as_json)
     planned = [{"tag": t.name, "commit": t.commit,
                 "at": iso(datetime.fromtimestamp(t.time, UTC)), "by": str(t.person)}
-               for t in todo]
+               for t in plan.todo]
+    skipped = [t.name for t in plan.skipped]
     if dry_run:
         if as_json:
-            out.json({"target": target, "dry_run": True, "create_target": not exists,
-                      "imported": planned, "skipped": [t.name for t in skipped]})
+            out.json({"target": target, "dry_run": True, "create_target": plan.create,
+                      "imported": planned, "skipped": skipped})
         else:
-            out.line(f"would import {_plural(len(todo), 'tag')} into '{target}'"
-                     f"{'' if exists else ' (a new target)'} on branch {branch}"
+            out.line(f"would import {_plural(len(plan.todo), 'tag')} into '{target}'"
+                     f"{' (a new target)' if plan.create else ''} on branch {plan.branch}"
                      f"{f'; {len(skipped)} imported already' if skipped else ''}")
             for entry in planned:
                 out.line(f"  {entry['at']}  {entry['tag']}  {entry['commit'][:10]}")
         return 0
-    if not exists:
-        ctx.write(intake.new_request(CreateTarget, git, target, repository=home, settings={},
-                                     at=datetime.fromtimestamp(tags[0].time, UTC)))
-    progress = _Progress(len(todo))
+    create = plan.create_request(git)
+    if create is not None:
+        ctx.write(create)
+    progress = _Progress(len(plan.todo))
     imported = []
-    for i, tag in enumerate(todo):
-        request = intake.new_request(
-            Deploy, git, target, op="finish", version=tag.name,
-            commits=[CommitRef(repository=home, branch=branch, commit=tag.commit)],
-            at=datetime.fromtimestamp(tag.time, UTC), by=str(tag.person),
-            reason=f"imported from tag {tag.name}")
+    for i, (_, request) in enumerate(plan.requests(git)):
         result = ctx.write(request)
         imported.append({**planned[i], "number": result.change.number})
         progress.step(i + 1)
     progress.done()
     if as_json:
-        out.json({"target": target, "dry_run": False, "create_target": not exists,
-                  "imported": imported, "skipped": [t.name for t in skipped]})
+        out.json({"target": target, "dry_run": False, "create_target": plan.create,
+                  "imported": imported, "skipped": skipped})
         return 0
     out.line(f"imported {_plural(len(imported), 'tag')} into '{target}'"
-             f"{'' if exists else ' (created)'}"
+             f"{' (created)' if plan.create else ''}"
              f"{f'; {len(skipped)} imported already' if skipped else ''}")
     if imported:
         out.line(f"  #{imported[0]['number']} {imported[0]['tag']} .. "
@@ -618,9 +579,10 @@ class _Progress:
 # --- keep ----------------------------------------------------------------------------------------
 
 
-def cmd_keep(ctx: Any, targets: list[str] | None = None, as_json: bool = False) -> int:
-    from git_deployments.history import questions as history
+def cmd_keep(ctx: Context, targets: list[str] | None = None, as_json: bool = False) -> int:
+    from git_deployments.core.keepalive import kept_ref
     from git_deployments.history import keep
+    from git_deployments.history import questions as history
 
     store = ctx.store
     keys = targets or store.keys()
@@ -632,7 +594,7 @@ def cmd_keep(ctx: Any, targets: list[str] | None = None, as_json: bool = False) 
         results.append((key, keep.rebuild(ctx.git, key, scan), _other_repositories(store, scan)))
     out = Output(as_json)
     if as_json:
-        out.json([{"target": key, "ref": keep.kept_ref(key), "kept": len(kept.added),
+        out.json([{"target": key, "ref": kept_ref(key), "kept": len(kept.added),
                    "missing": kept.missing, "other_repositories": others}
                   for key, kept, others in results])
         return 0
@@ -640,7 +602,7 @@ def cmd_keep(ctx: Any, targets: list[str] | None = None, as_json: bool = False) 
         out.line("no targets yet")
     for key, kept, others in results:
         out.line(f"{key}: keeps {_plural(len(kept.added), 'deployed commit')} "
-                 f"({keep.kept_ref(key)})")
+                 f"({kept_ref(key)})")
         for commit in kept.missing:
             out.line(f"  missing {commit} (not in this repository: never fetched, or pruned "
                      "before it was kept)")

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from git_deployments.commands.common import runs
 from git_deployments.commands.output import Output
+
+if TYPE_CHECKING:
+    from git_deployments.commands.context import Context
 
 
 def register(subparsers: Any) -> None:
@@ -18,15 +22,15 @@ def register(subparsers: Any) -> None:
                     "and runs first.")
     p.add_argument("--server", action="store_true",
                    help="install even though this repository has a work tree")
-    p.set_defaults(func=cmd_install)
+    runs(p, lambda ctx, a: cmd_install(ctx, server=a.server))
 
     p = subparsers.add_parser("hook", help="run a server hook (the installed scripts call this)",
                               description="Read the hook's input from stdin, as git gives it.")
     p.add_argument("name", choices=["pre-receive", "post-receive"])
-    p.set_defaults(func=cmd_hook)
+    runs(p, lambda ctx, a: cmd_hook(ctx, name=a.name))
 
 
-def cmd_install(ctx: Any, server: bool = False) -> int:
+def cmd_install(ctx: Context, server: bool = False) -> int:
     from git_deployments.sharing.hooks import install
 
     out = Output()
@@ -35,9 +39,9 @@ def cmd_install(ctx: Any, server: bool = False) -> int:
     return 0
 
 
-def cmd_hook(ctx: Any, name: str) -> int:
-    from git_deployments.sharing import hooks
+def cmd_hook(ctx: Context, name: str) -> int:
     from git_deployments.git.repo import open_repository
+    from git_deployments.sharing import hooks
 
     # from the environment: inside git's quarantine, GIT_DIR and the object directories git
     # sets make the pushed (not yet accepted) objects readable

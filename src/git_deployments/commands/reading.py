@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import heapq
 import sys
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from git_deployments.commands.common import add_json, count, number, target_key
-from git_deployments.core.model import Deployment, Status
+from git_deployments.commands.common import add_json, count, number, runs, target_key
 from git_deployments.commands.output import Output
+from git_deployments.core.model import Deployment, Status
 from git_deployments.core.timeutil import iso, relative, span
 from git_deployments.reading.deployments import deployment_json
+
+if TYPE_CHECKING:
+    from git_deployments.commands.context import Context
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("status", help="what runs where, what is in flight (the default)")
     p.add_argument("--all", action="store_true", help="include archived targets")
     add_json(p)
-    p.set_defaults(func=cmd_status)
+    runs(p, lambda ctx, a: cmd_status(ctx, all=a.all, as_json=a.as_json))
 
     p = subparsers.add_parser("list", help="a target's deployments, newest first")
     p.add_argument("target", type=target_key)
@@ -26,19 +29,20 @@ def register(subparsers: Any) -> None:
                    help="only these statuses (repeatable)")
     p.add_argument("-n", "--limit", type=count, default=50, help="at most this many (0: all)")
     add_json(p)
-    p.set_defaults(func=cmd_list)
+    runs(p, lambda ctx, a: cmd_list(ctx, target=a.target, status=a.status, limit=a.limit,
+                                    as_json=a.as_json))
 
     p = subparsers.add_parser("show", help="one deployment in full (default: the newest)")
     p.add_argument("target", type=target_key)
     p.add_argument("number", type=number, nargs="?")
     add_json(p)
-    p.set_defaults(func=cmd_show)
+    runs(p, lambda ctx, a: cmd_show(ctx, target=a.target, number=a.number, as_json=a.as_json))
 
     p = subparsers.add_parser("log", help="the timeline of changes, newest first")
     p.add_argument("target", type=target_key, nargs="?")
     p.add_argument("-n", "--limit", type=count, default=50, help="at most this many (0: all)")
     add_json(p)
-    p.set_defaults(func=cmd_log)
+    runs(p, lambda ctx, a: cmd_log(ctx, target=a.target, limit=a.limit, as_json=a.as_json))
 
 
 # --- status ------------------------------------------------------------------------------------
@@ -51,7 +55,7 @@ def clock() -> datetime:
     return intake_clock()
 
 
-def cmd_status(ctx: Any, all: bool = False, as_json: bool = False) -> int:
+def cmd_status(ctx: Context, all: bool = False, as_json: bool = False) -> int:
     from git_deployments.reading.status import status
 
     out = Output(as_json)
@@ -81,7 +85,8 @@ def cmd_status(ctx: Any, all: bool = False, as_json: bool = False) -> int:
             f"#{flight.number} {out.status(flight.status)} {flight.version or ''} "
             f"for {span(flight.since, now)}" if flight else "-",
             ", ".join(f"#{_record(s).number}" for s in row["scheduled"]) or "-",
-            "-" if row["pending"] is None else str(row["pending"]),
+            "-" if row["pending"] is None else
+            f"{row['pending']}{'+' if row['pending_capped'] else ''}",
         ))
     out.table(["TARGET", "CURRENT", "FOR", "IN FLIGHT", "SCHEDULED", "PENDING"], table)
     return code
@@ -97,7 +102,7 @@ def _record(data: dict[str, Any] | None) -> Any:
 # --- list and show -----------------------------------------------------------------------------
 
 
-def cmd_list(ctx: Any, target: str, status: list[str] | None = None, limit: int = 50,
+def cmd_list(ctx: Context, target: str, status: list[str] | None = None, limit: int = 50,
              as_json: bool = False) -> int:
     from git_deployments.reading.deployments import newest_first
 
@@ -130,7 +135,7 @@ def deployed_by(record: Deployment) -> str:
     return record.history[-1].by
 
 
-def cmd_show(ctx: Any, target: str, number: int | None = None, as_json: bool = False) -> int:
+def cmd_show(ctx: Context, target: str, number: int | None = None, as_json: bool = False) -> int:
     from git_deployments.commands.history import brought_lines
     from git_deployments.reading.deployments import show
 
@@ -158,7 +163,8 @@ def print_deployment(out: Output, key: str, record: Deployment) -> None:
         link = record.external_link
         out.line(f"  link         {link.label} {link.url}".rstrip())
     if record.scheduled_for:
-        out.line(f"  planned for  {iso(record.scheduled_for)} ({relative(record.scheduled_for, now)})")
+        out.line(f"  planned for  {iso(record.scheduled_for)} "
+                 f"({relative(record.scheduled_for, now)})")
     if record.rollback_of:
         out.line(f"  rollback     rolls back #{record.rollback_of}")
     out.line(f"  created      {iso(record.created_at)} ({relative(record.created_at, now)})")
@@ -178,7 +184,7 @@ def log_entry(key: str, info: Any) -> dict[str, Any]:
     return entry(key, info).as_json()
 
 
-def cmd_log(ctx: Any, target: str | None = None, limit: int = 50, as_json: bool = False) -> int:
+def cmd_log(ctx: Context, target: str | None = None, limit: int = 50, as_json: bool = False) -> int:
     store = ctx.store
     keys = [target] if target else store.keys()
     if target:

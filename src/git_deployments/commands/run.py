@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
-from git_deployments.commands.common import add_write_options
+from git_deployments.commands.common import add_write_options, runs
 from git_deployments.commands.deployments import (
+    DeployOptions,
     add_deploy_options,
     add_target_argument,
     deploy_request,
     report,
 )
 from git_deployments.errors import DeployError, UsageError
+
+if TYPE_CHECKING:
+    from git_deployments.commands.context import Context
 
 USAGE_TAIL = "git deploy run <target> [options] -- COMMAND [ARGS...]"
 EXIT_NOT_FOUND = 127
@@ -27,8 +31,8 @@ class _SplitAtDashes(argparse.ArgumentParser):
     """Parses what comes before `--`; what follows is the command, untouched (argparse alone
     would take the command's own options, or stop at the target)."""
 
-    def parse_known_args(self, args: Sequence[str] | None = None,
-                         namespace: argparse.Namespace | None = None) -> Any:
+    def parse_known_args(self, args: Iterable[str] | None = None,
+                         namespace: Any = None) -> tuple[Any, list[str]]:
         words = list(sys.argv[1:] if args is None else args)
         if "--" in words:
             cut = words.index("--")
@@ -57,22 +61,19 @@ def register(subparsers: Any) -> None:
     add_target_argument(p)
     add_deploy_options(p)
     add_write_options(p)
-    p.set_defaults(func=cmd_run, argv=[])
+    p.set_defaults(argv=[])
+    runs(p, lambda ctx, a: cmd_run(ctx, options=DeployOptions.parsed(a), argv=a.argv,
+                                   as_json=a.as_json))
 
 
-def cmd_run(ctx: Any, target: str | None, version: str | None, commit: list[str],
-            branch: str | None, ext_label: str | None, ext_url: str | None,
-            description: str | None, reason: str | None, argv: list[str],
-            as_json: bool = False) -> int:
+def cmd_run(ctx: Context, options: DeployOptions, argv: list[str], as_json: bool = False) -> int:
     from git_deployments.core import intake
     from git_deployments.core.model import Deploy, Status
 
     if not argv:
         raise UsageError(f"no command to run: {USAGE_TAIL}")
-    start = deploy_request(ctx, "start", target, version, commit, branch, ext_label, ext_url,
-                           description, reason)
-    started = ctx.write(start)
-    report(ctx, started, as_json, sys.stderr)
+    started = ctx.write(deploy_request(ctx, "start", options))
+    report(started, as_json, sys.stderr)
     record = started.record
     assert record is not None  # a start always names its deployment
     status, why = run_command(argv)
@@ -91,7 +92,7 @@ def cmd_run(ctx: Any, target: str | None, version: str | None, commit: list[str]
     except DeployError as exc:
         outcome = "succeeded" if status == 0 else f"failed ({why})"
         raise DeployError(f"the command {outcome}, but it was not recorded: {exc}") from None
-    report(ctx, ended, as_json, sys.stderr)
+    report(ended, as_json, sys.stderr)
     if why and not as_json:
         sys.stderr.write(f"  {why}\n")
     return status

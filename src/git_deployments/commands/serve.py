@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from git_deployments.commands.common import runs
 from git_deployments.errors import DeployError
 
 if TYPE_CHECKING:
     import socket
+
+    from git_deployments.commands.context import Context
 
 APP_FACTORY = "git_deployments.web.app:from_environment"
 
@@ -34,7 +37,8 @@ def register(subparsers: Any) -> None:
                    help="the port (default: 8000; 0 picks a free one, printed at start)")
     p.add_argument("--workers", type=_workers, default=1,
                    help="server processes sharing the port (default: 1)")
-    p.set_defaults(func=cmd_serve)
+    runs(p, lambda ctx, a: cmd_serve(ctx, serve_repo=a.serve_repo, root=a.root, host=a.host,
+                                     port=a.port, workers=a.workers))
 
 
 def _port(text: str) -> int:
@@ -67,7 +71,7 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def cmd_serve(ctx: Any, serve_repo: str | None = None, root: str | None = None,
+def cmd_serve(ctx: Context, serve_repo: str | None = None, root: str | None = None,
               host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> int:
     import os
     import signal

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from git_deployments.commands.common import add_json
-from git_deployments.errors import DeployError
+from git_deployments.commands.common import Run, add_json, runs
 from git_deployments.commands.output import Output
+from git_deployments.errors import DeployError
+
+if TYPE_CHECKING:
+    from git_deployments.commands.context import Context
 
 
 def register(subparsers: Any) -> None:
@@ -16,7 +19,7 @@ def register(subparsers: Any) -> None:
         description="Add the fetch refspec for refs/deployments/* to a remote (idempotent).")
     p.add_argument("--remote", metavar="NAME", help="the remote (default: deploy.remote, "
                                                     "else origin)")
-    p.set_defaults(func=cmd_init)
+    runs(p, lambda ctx, a: cmd_init(ctx, remote=a.remote))
 
     for name, text in (("pull", "fetch the remote's timelines and integrate them"),
                        ("push", "push the timelines the remote does not have yet"),
@@ -25,8 +28,12 @@ def register(subparsers: Any) -> None:
         p.add_argument("remote", nargs="?", help="the remote (default: deploy.remote, else "
                                                  "origin)")
         add_json(p)
-        p.set_defaults(func=cmd_share, mode=name)
+        runs(p, _share(name))
     _register_backups(subparsers)
+
+
+def _share(mode: str) -> Run:
+    return lambda ctx, a: cmd_share(ctx, mode=mode, remote=a.remote, as_json=a.as_json)
 
 
 def _register_backups(subparsers: Any) -> None:
@@ -42,10 +49,10 @@ def _register_backups(subparsers: Any) -> None:
                      help="delete backup NAME (TARGET/TIME, as listed), even with changes that "
                           "never landed")
     add_json(p)
-    p.set_defaults(func=cmd_backups)
+    runs(p, lambda ctx, a: cmd_backups(ctx, prune=a.prune, drop=a.drop, as_json=a.as_json))
 
 
-def cmd_backups(ctx: Any, prune: bool = False, drop: str | None = None,
+def cmd_backups(ctx: Context, prune: bool = False, drop: str | None = None,
                 as_json: bool = False) -> int:
     from git_deployments.sharing.sync import BACKUP_PREFIX, backups, drop_backup
 
@@ -87,8 +94,8 @@ def cmd_backups(ctx: Any, prune: bool = False, drop: str | None = None,
     return 0
 
 
-def cmd_init(ctx: Any, remote: str | None = None) -> int:
-    from git_deployments.sharing.sync import fetch_refspec, resolve_remote, run_git
+def cmd_init(ctx: Context, remote: str | None = None) -> int:
+    from git_deployments.sharing.sync import fetch_refspec, resolve_remote
 
     git = ctx.git
     name = resolve_remote(git, remote)
@@ -99,7 +106,7 @@ def cmd_init(ctx: Any, remote: str | None = None) -> int:
         out.line(f"{setting} already has {refspec}: 'git fetch {name}' brings the deployment "
                  "timelines")
         return 0
-    result = run_git(git, ["config", "--add", setting, refspec])
+    result = git.run_git(["config", "--add", setting, refspec])
     if result.returncode != 0:
         raise DeployError(f"cannot change {setting}: {result.stderr.strip()}")
     out.line(f"added {refspec} to {setting}: 'git fetch {name}' now brings the deployment "
@@ -108,7 +115,7 @@ def cmd_init(ctx: Any, remote: str | None = None) -> int:
     return 0
 
 
-def cmd_share(ctx: Any, mode: str, remote: str | None = None, as_json: bool = False) -> int:
+def cmd_share(ctx: Context, mode: str, remote: str | None = None, as_json: bool = False) -> int:
     from git_deployments.sharing import sync
 
     store = ctx.store

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from git_deployments.commands.common import (
+    Run,
     add_json,
     add_write_options,
     duration_or_off,
+    runs,
     target_key,
 )
 from git_deployments.commands.output import Output
 from git_deployments.core.timeutil import format_duration, iso
 
+if TYPE_CHECKING:
+    from git_deployments.commands.context import Context
+    from git_deployments.core.model import Target
 
 def register(subparsers: Any) -> None:
     target = subparsers.add_parser("target", help="create, edit, show, list and archive targets",
@@ -25,30 +31,34 @@ def register(subparsers: Any) -> None:
     create.add_argument("key", type=target_key, help="unique key, e.g. production")
     _settings(create, creating=True)
     add_write_options(create)
-    create.set_defaults(func=cmd_create)
+    runs(create, lambda ctx, a: cmd_create(ctx, key=a.key,
+                                           options=SettingsOptions.parsed(a, creating=True),
+                                           as_json=a.as_json))
 
     edit = sub.add_parser("edit", help="change a target's settings")
     edit.add_argument("key", type=target_key)
     _settings(edit, creating=False)
     add_write_options(edit)
-    edit.set_defaults(func=cmd_edit)
+    runs(edit, lambda ctx, a: cmd_edit(ctx, key=a.key,
+                                       options=SettingsOptions.parsed(a, creating=False),
+                                       as_json=a.as_json))
 
     show = sub.add_parser("show", help="a target's settings and state")
     show.add_argument("key", type=target_key)
     add_json(show)
-    show.set_defaults(func=cmd_show)
+    runs(show, lambda ctx, a: cmd_show(ctx, key=a.key, as_json=a.as_json))
 
     listing = sub.add_parser("list", help="every target")
     listing.add_argument("--all", action="store_true", help="include archived targets")
     add_json(listing)
-    listing.set_defaults(func=cmd_list)
+    runs(listing, lambda ctx, a: cmd_list(ctx, all=a.all, as_json=a.as_json))
 
     for name, archived, text in (("archive", True, "hide a target (its history is kept)"),
                                  ("unarchive", False, "bring an archived target back")):
         p = sub.add_parser(name, help=text)
         p.add_argument("key", type=target_key)
         add_write_options(p)
-        p.set_defaults(func=cmd_archive, archived=archived)
+        runs(p, _archive(archived))
 
 
 def _settings(p: argparse.ArgumentParser, creating: bool) -> None:
@@ -80,25 +90,59 @@ def _settings(p: argparse.ArgumentParser, creating: bool) -> None:
                        help="stop scheduling on push")
 
 
-def cmd_create(ctx: Any, key: str, as_json: bool = False, **args: Any) -> int:
+def _archive(archived: bool) -> Run:
+    return lambda ctx, a: cmd_archive(ctx, key=a.key, archived=archived, as_json=a.as_json)
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsOptions:
+    """What _settings reads from a command line (edit has two options create has not)."""
+
+    name: str | None
+    description: str | None
+    repository: list[str]
+    remove_repository: list[str]
+    manual_controls: bool | None
+    hanging_after: int | str | None
+    failed_after: int | str | None
+    start_requires_schedule: bool | None
+    schedule_on_push: list[str] | None
+    no_schedule_on_push: bool
+
+    @classmethod
+    def parsed(cls, a: argparse.Namespace, creating: bool) -> SettingsOptions:
+        return cls(name=a.name, description=a.description, repository=a.repository,
+                   remove_repository=[] if creating else a.remove_repository,
+                   manual_controls=a.manual_controls, hanging_after=a.hanging_after,
+                   failed_after=a.failed_after,
+                   start_requires_schedule=a.start_requires_schedule,
+                   schedule_on_push=a.schedule_on_push,
+                   no_schedule_on_push=False if creating else a.no_schedule_on_push)
+
+
+def cmd_create(ctx: Context, key: str, options: SettingsOptions, as_json: bool = False) -> int:
+    from dataclasses import asdict
+
     from git_deployments.core import intake
 
-    request = intake.create_target_request(ctx.store, key, args)
+    request = intake.create_target_request(ctx.store, key, asdict(options))
     result = ctx.write(request)
     return _print_target(Output(as_json), result.change.target, result.commit,
                          f"created target '{key}' (repository '{request.repository}')")
 
 
-def cmd_edit(ctx: Any, key: str, as_json: bool = False, **args: Any) -> int:
+def cmd_edit(ctx: Context, key: str, options: SettingsOptions, as_json: bool = False) -> int:
+    from dataclasses import asdict
+
     from git_deployments.core import intake
 
-    request = intake.edit_target_request(ctx.store, key, args)
+    request = intake.edit_target_request(ctx.store, key, asdict(options))
     result = ctx.write(request)
     return _print_target(Output(as_json), result.change.target, result.commit,
                          f"updated target '{key}'")
 
 
-def cmd_archive(ctx: Any, key: str, archived: bool, as_json: bool = False) -> int:
+def cmd_archive(ctx: Context, key: str, archived: bool, as_json: bool = False) -> int:
     from git_deployments.core import intake
 
     request = intake.archive_target_request(ctx.store, key, archived)
@@ -108,7 +152,7 @@ def cmd_archive(ctx: Any, key: str, archived: bool, as_json: bool = False) -> in
                          f"{verb} target '{key}'")
 
 
-def _print_target(out: Output, target: Any, commit: str, message: str) -> int:
+def _print_target(out: Output, target: Target, commit: str, message: str) -> int:
     if out.as_json:
         from git_deployments.reading.targets import target_written
 
@@ -139,7 +183,7 @@ def describe_settings(target: Any) -> list[tuple[str, str]]:
     ]
 
 
-def cmd_show(ctx: Any, key: str, as_json: bool = False) -> int:
+def cmd_show(ctx: Context, key: str, as_json: bool = False) -> int:
     out = Output(as_json)
     if as_json:
         from git_deployments.reading.targets import target_show
@@ -154,7 +198,7 @@ def cmd_show(ctx: Any, key: str, as_json: bool = False) -> int:
     return 0
 
 
-def cmd_list(ctx: Any, all: bool = False, as_json: bool = False) -> int:
+def cmd_list(ctx: Context, all: bool = False, as_json: bool = False) -> int:
     from git_deployments.reading.targets import target_entry, targets
 
     out = Output(as_json)

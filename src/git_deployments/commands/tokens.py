@@ -5,11 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from git_deployments.commands.common import add_json
+from git_deployments.commands.common import add_json, runs
 from git_deployments.commands.output import Output
 from git_deployments.errors import DeployError
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from git_deployments.access.tokens import TokenStore
+    from git_deployments.commands.context import Context
 
 
 def register(subparsers: Any) -> None:
@@ -31,18 +37,19 @@ def register(subparsers: Any) -> None:
                         help="only for this project (a repository under --root)")
     _where(create)
     add_json(create)
-    create.set_defaults(func=cmd_create)
+    runs(create, lambda ctx, a: cmd_create(ctx, name=a.name, can=a.can, expires=a.expires,
+                                           project=a.project, root=a.root, as_json=a.as_json))
 
     listing = sub.add_parser("list", help="every token, its permissions and state")
     _where(listing)
     add_json(listing)
-    listing.set_defaults(func=cmd_list)
+    runs(listing, lambda ctx, a: cmd_list(ctx, root=a.root, as_json=a.as_json))
 
     revoke = sub.add_parser("revoke", help="refuse a token from now on")
     revoke.add_argument("name")
     _where(revoke)
     add_json(revoke)
-    revoke.set_defaults(func=cmd_revoke)
+    runs(revoke, lambda ctx, a: cmd_revoke(ctx, name=a.name, root=a.root, as_json=a.as_json))
 
 
 def _where(p: argparse.ArgumentParser) -> None:
@@ -51,7 +58,7 @@ def _where(p: argparse.ArgumentParser) -> None:
                         "repository's)")
 
 
-def token_store(ctx: Any, root: str | None) -> Any:
+def token_store(ctx: Context, root: str | None) -> TokenStore:
     from git_deployments.access.tokens import TokenStore
 
     if root is None:
@@ -62,13 +69,13 @@ def token_store(ctx: Any, root: str | None) -> Any:
     return TokenStore.of_root(directory.resolve())
 
 
-def _now() -> Any:
+def _now() -> datetime:
     from git_deployments.core.intake import clock
 
     return clock()
 
 
-def cmd_create(ctx: Any, name: str, can: str, expires: str = "never",
+def cmd_create(ctx: Context, name: str, can: str, expires: str = "never",
                project: str | None = None, root: str | None = None,
                as_json: bool = False) -> int:
     from git_deployments.access.tokens import PERMISSION_NAMES, check_name, parse_permissions
@@ -96,7 +103,7 @@ def cmd_create(ctx: Any, name: str, can: str, expires: str = "never",
     return 0
 
 
-def cmd_list(ctx: Any, root: str | None = None, as_json: bool = False) -> int:
+def cmd_list(ctx: Context, root: str | None = None, as_json: bool = False) -> int:
     from git_deployments.core.timeutil import iso
 
     store = token_store(ctx, root)
@@ -116,7 +123,7 @@ def cmd_list(ctx: Any, root: str | None = None, as_json: bool = False) -> int:
     return 0
 
 
-def cmd_revoke(ctx: Any, name: str, root: str | None = None, as_json: bool = False) -> int:
+def cmd_revoke(ctx: Context, name: str, root: str | None = None, as_json: bool = False) -> int:
     store = token_store(ctx, root)
     token = store.revoke(name, now=_now())
     out = Output(as_json)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from git_deployments.commands.common import add_json, target_key
-from git_deployments.errors import DeployError, UsageError
+from git_deployments.commands.common import add_json, runs, target_key
 from git_deployments.commands.output import Output
+from git_deployments.errors import DeployError, UsageError
+
+if TYPE_CHECKING:
+    from git_deployments.commands.context import Context
 
 
 def register(subparsers: Any) -> None:
@@ -17,7 +20,8 @@ def register(subparsers: Any) -> None:
                     "waking only when the deployment refs change or a deadline comes. One per "
                     "repository; stops cleanly on SIGTERM or SIGINT.")
     _repo_and_verbosity(p)
-    p.set_defaults(func=cmd_watch)
+    runs(p, lambda ctx, a: cmd_watch(ctx, watch_repo=a.watch_repo, quiet=a.quiet,
+                                     verbose=a.verbose))
 
     p = subparsers.add_parser(
         "sweep", help="apply due timeouts and deliver pending notifications once",
@@ -27,7 +31,8 @@ def register(subparsers: Any) -> None:
                         "(ISO 8601, 'now' or +DURATION)")
     _repo_and_verbosity(p)
     add_json(p)
-    p.set_defaults(func=cmd_sweep)
+    runs(p, lambda ctx, a: cmd_sweep(ctx, now=a.now, watch_repo=a.watch_repo, quiet=a.quiet,
+                                     verbose=a.verbose, as_json=a.as_json))
 
     p = subparsers.add_parser(
         "subscribe", help="be notified of status changes (a command or a webhook)",
@@ -51,18 +56,22 @@ def register(subparsers: Any) -> None:
     _global(p, "keep it in your own git config (~/.gitconfig): every repository's watcher "
                "delivers it")
     add_json(p)
-    p.set_defaults(func=cmd_subscribe)
+    runs(p, lambda ctx, a: cmd_subscribe(ctx, target=a.target, all=a.all, on=a.on,
+                                         exec_command=a.exec_command, webhook=a.webhook,
+                                         name=a.name, timeout=a.timeout, personal=a.personal,
+                                         as_json=a.as_json))
 
     p = subparsers.add_parser("unsubscribe", help="remove a subscription")
     p.add_argument("name", type=_name)
     _global(p, "remove it from your own git config")
     add_json(p)
-    p.set_defaults(func=cmd_unsubscribe)
+    runs(p, lambda ctx, a: cmd_unsubscribe(ctx, name=a.name, personal=a.personal,
+                                           as_json=a.as_json))
 
     p = subparsers.add_parser("subscriptions", help="list the subscriptions and how delivery "
                                                     "is going")
     add_json(p)
-    p.set_defaults(func=cmd_subscriptions)
+    runs(p, lambda ctx, a: cmd_subscriptions(ctx, as_json=a.as_json))
 
 
 def _repo_and_verbosity(p: argparse.ArgumentParser) -> None:
@@ -109,7 +118,7 @@ def _level(quiet: bool, verbose: bool) -> int:
     return PROBLEM if quiet else DETAIL if verbose else ACTION
 
 
-def _use_repo(ctx: Any, watch_repo: str | None) -> None:
+def _use_repo(ctx: Context, watch_repo: str | None) -> None:
     if watch_repo is not None:
         ctx.repo_path = watch_repo
 
@@ -117,7 +126,7 @@ def _use_repo(ctx: Any, watch_repo: str | None) -> None:
 # --- watch and sweep ---------------------------------------------------------------------------
 
 
-def cmd_watch(ctx: Any, watch_repo: str | None = None, quiet: bool = False,
+def cmd_watch(ctx: Context, watch_repo: str | None = None, quiet: bool = False,
               verbose: bool = False) -> int:
     import signal
     import threading
@@ -144,12 +153,12 @@ def cmd_watch(ctx: Any, watch_repo: str | None = None, quiet: bool = False,
     return 130 if signal.SIGINT in received else 0
 
 
-def cmd_sweep(ctx: Any, now: str | None = None, watch_repo: str | None = None,
+def cmd_sweep(ctx: Context, now: str | None = None, watch_repo: str | None = None,
               quiet: bool = False, verbose: bool = False, as_json: bool = False) -> int:
     from git_deployments.core.intake import clock
-    from git_deployments.core.timeutil import parse_datetime
-    from git_deployments.core.timeutil import iso
-    from git_deployments.watch.daemon import DETAIL, Log, Watcher, instance_lock
+    from git_deployments.core.timeutil import iso, parse_datetime
+    from git_deployments.watch.daemon import Log, Watcher, instance_lock
+    from git_deployments.watch.notify import DETAIL
 
     # GIT_DEPLOY_NOW stands for --now, as it does for the time of any change
     moment = parse_datetime(now) if now is not None else clock()
@@ -173,7 +182,7 @@ def _global(p: Any, text: str) -> None:
     p.add_argument("--global", dest="personal", action="store_true", help=text)
 
 
-def cmd_subscribe(ctx: Any, target: str | None, all: bool, on: frozenset[str] | None,
+def cmd_subscribe(ctx: Context, target: str | None, all: bool, on: frozenset[str] | None,
                   exec_command: str | None, webhook: str | None, name: str | None,
                   timeout: int | None, personal: bool = False, as_json: bool = False) -> int:
     from git_deployments.watch.notify import (
@@ -217,7 +226,7 @@ def cmd_subscribe(ctx: Any, target: str | None, all: bool, on: frozenset[str] | 
     return 0
 
 
-def cmd_unsubscribe(ctx: Any, name: str, personal: bool = False, as_json: bool = False) -> int:
+def cmd_unsubscribe(ctx: Context, name: str, personal: bool = False, as_json: bool = False) -> int:
     from git_deployments.watch.notify import remove_subscription
 
     sub = remove_subscription(ctx.store, name, personal)
@@ -229,7 +238,7 @@ def cmd_unsubscribe(ctx: Any, name: str, personal: bool = False, as_json: bool =
     return 0
 
 
-def cmd_subscriptions(ctx: Any, as_json: bool = False) -> int:
+def cmd_subscriptions(ctx: Context, as_json: bool = False) -> int:
     from git_deployments.watch.notify import Courier, describe_state, read_subscriptions
 
     store = ctx.store

@@ -235,8 +235,8 @@ def detect(env: Mapping[str, str] | None = None) -> CIContext | None:
         found = teamcity(env)
     elif _get(env, "JENKINS_URL") or (_get(env, "JENKINS_HOME") and _get(env, "BUILD_ID")):
         found = jenkins(env)
-    overrides = {field: _get(env, f"GIT_DEPLOY_{name}") for name, field in GENERIC.items()}
-    overrides = {field: value for field, value in overrides.items() if value}
+    given = {field: _get(env, f"GIT_DEPLOY_{name}") for name, field in GENERIC.items()}
+    overrides = {field: value for field, value in given.items() if value}
     if found is None:
         if not overrides:
             return None

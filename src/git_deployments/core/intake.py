@@ -14,10 +14,7 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-
 from git_deployments.core import ci
-from git_deployments.errors import DeployError, NotFound, UsageError
-from git_deployments.git.repo import GitRepo, Person
 from git_deployments.core.model import (
     COMMIT_PATTERN,
     REPOSITORY_PATTERN,
@@ -37,6 +34,8 @@ from git_deployments.core.model import (
     key_problem,
 )
 from git_deployments.core.timeutil import format_duration, now, parse_datetime
+from git_deployments.errors import DeployError, NotFound, UsageError
+from git_deployments.git.repo import GitRepo, Person
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

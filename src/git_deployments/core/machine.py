@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from git_deployments.errors import InternalError, NotFound, RuleViolation
 from git_deployments.core.model import (
     IN_FLIGHT,
     MAX_HISTORY,
@@ -35,6 +34,7 @@ from git_deployments.core.model import (
     TargetSettings,
     Timeout,
 )
+from git_deployments.errors import InternalError, NotFound, RuleViolation
 
 MANUAL_FORBIDDEN = frozenset({Status.HANGING, Status.COMPLETED})
 
@@ -208,10 +208,10 @@ class _Apply:
             raise RuleViolation(
                 f"deployment #{record.number} has {MAX_HISTORY} status changes, the most kept; "
                 "create a new deployment instead")
-        change = StatusChange(status=status, at=self.req.at, by=self.req.by, op=self.op_name,
+        change = StatusChange(status=status, at=self.moment, by=self.req.by, op=self.op_name,
                               reason=reason)
         new = record.model_copy(update={
-            **updates, "status": status, "updated_at": self.req.at,
+            **updates, "status": status, "updated_at": self.moment,
             "history": [*record.history, change],
         })
         new = Deployment.model_validate(new.model_dump())
@@ -222,7 +222,7 @@ class _Apply:
 
     def update(self, record: Deployment, **updates: object) -> Deployment:
         new = Deployment.model_validate({**record.model_dump(), **updates,
-                                         "updated_at": self.req.at})
+                                         "updated_at": self.moment})
         self.put(record, None)
         self.put(None, new)
         return new
@@ -232,18 +232,25 @@ class _Apply:
         number = self.index.next_number
         record = Deployment(
             number=number, version=version, status=status, commits=commits,
-            created_at=self.req.at, updated_at=self.req.at,
-            history=[StatusChange(status=status, at=self.req.at, by=self.req.by,
+            created_at=self.moment, updated_at=self.moment,
+            history=[StatusChange(status=status, at=self.moment, by=self.req.by,
                                   op=self.op_name, reason=reason)],
-            **fields,  # type: ignore[arg-type]
+            **fields,
         )
         self.put(None, record)
         self.effects.append(Effect(number, None, status))
         return record
 
     @property
+    def moment(self) -> datetime:
+        """When what the request records happened: when it is recorded, unless a finish or fail
+        says it happened earlier (history imported from tags)."""
+        happened: datetime | None = getattr(self.req, "happened_at", None)
+        return happened or self.req.at
+
+    @property
     def op_name(self) -> str:
-        return str(getattr(self.req, "op"))
+        return str(getattr(self.req, "op"))  # noqa: B009 - each operation declares its op
 
     # --- shared rules ---
 
@@ -275,18 +282,18 @@ class _Apply:
                        updates: dict[str, Any]) -> None:
         """A version nobody gave (`git describe` of the commit, or none) follows the commit when
         the commit changes; one a person gave is kept."""
-        new = next((ref for ref in commits if ref.commit), None)
+        new = next(((ref.repository, ref.commit) for ref in commits if ref.commit), None)
         if "version" in updates or new is None:
             return
-        old = next((ref for ref in record.commits if ref.commit), None)
+        old = next(((ref.repository, ref.commit) for ref in record.commits if ref.commit), None)
         if record.version is not None:
-            if old is None or (old.repository, old.commit) == (new.repository, new.commit):
+            if old is None or old == new:
                 return
-            if record.version != self.facts.describe(old.repository, old.commit):
+            if record.version != self.facts.describe(*old):
                 return  # a person's version
             if not self.facts.rule("version-follows-commit"):
                 return  # recorded before versions followed commits
-        updates["version"] = self.facts.describe(new.repository, new.commit)
+        updates["version"] = self.facts.describe(*new)
 
     def merge_refs(self, old: list[CommitRef], new: list[CommitRef]) -> list[CommitRef]:
         """`old` with each (repo, branch) of `new` replaced; a ref without a commit keeps the
@@ -378,6 +385,12 @@ class _Apply:
         self.check_repositories(req.commits)
         if req.number is not None and req.op not in ("finish", "fail"):
             raise RuleViolation(f"{req.op} does not take a deployment number")
+        if req.happened_at is not None:
+            if req.op not in ("finish", "fail"):
+                raise RuleViolation(f"{req.op} records what happens now; only finish and fail "
+                                    "record a deployment that happened earlier")
+            if req.happened_at > req.at:
+                raise RuleViolation("a deployment cannot have happened after it was recorded")
         if req.rollback_to is not None:
             return self.rollback(req)
         if req.op == "schedule":
@@ -580,9 +593,10 @@ def settings_applied(target: Target | None, settings: TargetSettings, **base: ob
     if settings.repositories is not None:
         # the repository holding the ref always stays listed
         home = str(data["repository"])
-        names = [repo["name"] for repo in data["repositories"]]  # type: ignore[attr-defined,index]
-        if home not in names:
-            data["repositories"] = [Repository(name=home).model_dump(), *data["repositories"]]  # type: ignore[misc]
+        listed = data["repositories"]
+        assert isinstance(listed, list)  # settings.repositories was just copied in
+        if home not in [repo["name"] for repo in listed]:
+            data["repositories"] = [Repository(name=home).model_dump(), *listed]
     target_new = Target.model_validate(data)
     names = target_new.repository_names()
     if len(set(names)) != len(names):
@@ -647,7 +661,7 @@ def apply(snap: Snapshot, request: Request, oracle: Oracle | None = None) -> Cha
 
 def _subject(key: str, request: Request, record: Deployment | None,
              effects: list[Effect]) -> str:
-    op = str(getattr(request, "op"))
+    op = str(getattr(request, "op"))  # noqa: B009 - each operation declares its op
     if record is None:
         return f"{key}: comment"
     head = f"{key} #{record.number}"

@@ -116,7 +116,7 @@ def branch_is_valid(name: str) -> bool:
 # --- declarations, and the validator of plain values ----------------------------------------
 
 
-class _Unusual(Exception):  # noqa: N818 - a signal to ask pydantic, not an error
+class _Unusual(Exception):
     """A value this module does not judge by itself: pydantic does."""
 
 
@@ -185,7 +185,7 @@ def _plain_check(hint: Any, constraints: dict[str, Any],
             try:
                 for func in after:
                     value = func(value)
-            except Exception:  # pydantic turns these into its error: let it
+            except Exception:  # noqa: BLE001 - pydantic turns these into its error: let it
                 raise _Unusual from None
             return value
 
@@ -332,7 +332,7 @@ def _pydantic_hint(hint: Any) -> Any:
         base, *meta = get_args(hint)
         return Annotated[(_pydantic_hint(base), *(_pydantic_meta(m) for m in meta))]
     if origin in (Union, types.UnionType):
-        return Union[tuple(_pydantic_hint(m) for m in get_args(hint))]
+        return Union[tuple(_pydantic_hint(m) for m in get_args(hint))]  # noqa: UP007 - built at run time
     if origin is list:
         return list[_pydantic_hint(get_args(hint)[0])]  # type: ignore[misc]
     if origin is dict:
@@ -428,7 +428,8 @@ class Record:
                                           include_extras=True)
             spec = {}
             for klass in reversed(cls.__mro__):  # a base's fields first, as pydantic orders them
-                for name in klass.__dict__.get("__annotations__", {}):
+                # not inspect.get_annotations: importing inspect costs every command 4 ms
+                for name in klass.__dict__.get("__annotations__", {}):  # noqa: RUF063
                     if name.startswith("_") or get_origin(hints[name]) is ClassVar:
                         continue
                     declared = _MISSING
@@ -731,6 +732,8 @@ class Deploy(Request):
     rollback_to: int | None = Field(default=None, ge=1)
     # finish/fail: exactly this deployment, which must be in flight (what `run` started)
     number: int | None = Field(default=None, ge=1)
+    # finish/fail recorded after the fact (history imported from tags): the records' time
+    happened_at: Moment | None = None
 
 
 class SetStatus(Request):
@@ -769,8 +772,8 @@ class Comment(Request):
 
 
 Operation = Annotated[
-    Union[CreateTarget, EditTarget, ArchiveTarget, Deploy, SetStatus, Timeout, Edit, Delete,
-          Comment],
+    CreateTarget | EditTarget | ArchiveTarget | Deploy | SetStatus | Timeout | Edit | Delete
+    | Comment,
     Field(discriminator="op"),
 ]
 

@@ -33,7 +33,8 @@ def _yaml_dumper() -> Any:
         yaml.default_flow_style = False
         yaml.allow_unicode = True
         yaml.width = 4096
-        yaml.sort_base_mapping_type_on_output = False
+        # ruamel.yaml annotates this switch as None, its default
+        yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
         _dumper = yaml
     return _dumper
 
@@ -42,11 +43,10 @@ def _yaml_loader() -> Any:
     global _loader
     if _loader is None:
         from ruamel.yaml import YAML
-        from ruamel.yaml.composer import Composer
-        from ruamel.yaml.composer import ComposerError
+        from ruamel.yaml.composer import Composer, ComposerError
         from ruamel.yaml.events import AliasEvent
 
-        class BoundedComposer(Composer):  # type: ignore[misc]
+        class BoundedComposer(Composer):
             """Refuses aliases and anchors (no YAML bombs), deep nesting and huge documents."""
 
             depth = 0
@@ -85,7 +85,7 @@ def _yaml_loader() -> Any:
 # would have read the same data (it reads back what it writes).
 
 
-class _Unsupported(Exception):  # noqa: N818 - a signal to fall back, not an error
+class _Unsupported(Exception):
     """Data or text outside the subset handled here: ruamel takes it."""
 
 
@@ -324,7 +324,7 @@ def load_data(raw: bytes, where: str, limit: int = MAX_RECORD_BYTES) -> Any:
         return yaml.load(text)
     except RecursionError:
         raise CorruptRecord(f"{where}: record is nested too deeply") from None
-    except Exception as exc:  # ruamel raises many unrelated classes for bad input
+    except Exception as exc:  # noqa: BLE001 - ruamel raises many unrelated classes for bad input
         reason = str(getattr(exc, "problem", None) or exc).splitlines()[0][:160]
         raise CorruptRecord(f"{where}: record is not valid YAML ({reason})") from None
 

@@ -11,17 +11,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-
 from git_deployments.core import records, timeline
+from git_deployments.core.model import Deployment, Index, Request, Target, key_problem
 from git_deployments.core.timeline import REF_PREFIX
 from git_deployments.errors import ConflictError, CorruptRecord, DeployError, NotFound
 from git_deployments.git.repo import CommitInfo, GitRepo, RaceLost, open_repository
-from git_deployments.core.model import Deployment, Index, Request, Target, key_problem
 
 if TYPE_CHECKING:
     from typing import Protocol
 
-    from git_deployments.core.machine import Change, Effect, Oracle
+    from git_deployments.core.machine import Change, Oracle
 
     class Snapshot(Protocol):
         """What changed_files reads of the state before a change."""
@@ -359,10 +358,10 @@ class Store:
         """Make the commits the change's records point at reachable from the keep-alive ref,
         so gc never prunes them; best effort: the write has happened whatever this does."""
         try:
-            from git_deployments.history import keep
+            from git_deployments.core import keepalive
 
             records = result.change.records.values()
-            keep.retain(self.git, key, keep.home_commits(result.change.target, records))
+            keepalive.retain(self.git, key, keepalive.home_commits(result.change.target, records))
         except Exception:  # noqa: BLE001 - never fail a recorded write over its keep-alive ref
             pass
 
@@ -378,7 +377,8 @@ class Store:
         tree = self.build_tree(snap, change)
         commit = self.git.create_commit(tree, [tip] if tip else [],
                                         timeline.compose(recorded, change),
-                                        timeline.author_of(recorded), timeline.author_time(recorded))
+                                        timeline.author_of(recorded),
+                                        timeline.author_time(recorded))
         return WriteResult(key=key, commit=commit, change=change, request=recorded)
 
     def build_tree(self, snap: TreeSnapshot, change: Change) -> str:

@@ -37,7 +37,7 @@ def compose(request: Request, change: Change) -> str:
     lines = [change.subject.replace("\n", " ")[:SUBJECT_LIMIT], ""]
     if change.body:
         lines += [change.body.strip(), ""]
-    fields = [("Deploy-Op", str(getattr(request, "op")))]
+    fields = [("Deploy-Op", str(getattr(request, "op")))]  # noqa: B009 - each op declares it
     record = change.records.get(change.number) if change.number is not None else None
     if change.number is not None:
         fields.append(("Deploy-Number", str(change.number)))

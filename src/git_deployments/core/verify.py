@@ -6,15 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from git_deployments.core import machine
-
-from git_deployments.core import records
-from git_deployments.errors import CorruptRecord, DeployError
-from git_deployments.git.repo import GitRepo
+from git_deployments.core import machine, records, timeline
 from git_deployments.core.model import CreateTarget, Request
-from git_deployments.core import timeline
 from git_deployments.core.store import GitOracle, TreeSnapshot
 from git_deployments.core.timeutil import format_duration, iso
+from git_deployments.errors import CorruptRecord, DeployError
+from git_deployments.git.repo import GitRepo
 
 # how far a change that arrives from elsewhere may be dated from the clock, or before the
 # change it follows: clocks disagree, and a clone may replay changes made while offline
@@ -95,12 +92,14 @@ def _check_time(git: GitRepo, short: str, request: Request, parent: str | None,
                 now: datetime) -> None:
     if request.at > now + CLOCK_SKEW:
         raise CorruptRecord(f"{short}: it is dated {iso(request.at)}, more than "
-                            f"{format_duration(int(CLOCK_SKEW.total_seconds()))} ahead of this clock ({iso(now)})")
+                            f"{format_duration(int(CLOCK_SKEW.total_seconds()))} ahead of this "
+                            f"clock ({iso(now)})")
     if parent is not None:
         before = datetime.fromtimestamp(git.commit_info(parent).author_time, UTC)
         if request.at < before - CLOCK_SKEW:
             raise CorruptRecord(f"{short}: it is dated {iso(request.at)}, more than "
-                                f"{format_duration(int(CLOCK_SKEW.total_seconds()))} before the change it follows "
+                                f"{format_duration(int(CLOCK_SKEW.total_seconds()))} before the "
+                                "change it follows "
                                 f"({iso(before)})")
 
 

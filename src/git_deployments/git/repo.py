@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pygit2
 
 from git_deployments.errors import DeployError, InternalError, NotFound
+
+if TYPE_CHECKING:
+    from git_deployments.git.program import Finished
 
 TOOL_NAME = "git-deploy"
 TOOL_EMAIL = "git-deploy@localhost"
@@ -96,6 +100,13 @@ class GitRepo:
         if name == ".git":
             name = base.parent.name
         return name.removesuffix(".git") or "repo"
+
+    def run_git(self, args: Sequence[str], *, stdin: str | None = None) -> Finished:
+        """`git <args>` in this repository, through the one runner of the git program; from
+        its top level, where git resolves a relative path such as a remote's URL."""
+        from git_deployments.git import program
+
+        return program.run(self.git_dir, args, stdin=stdin, cwd=self.workdir or self.git_dir)
 
     def config_get(self, name: str) -> str | None:
         try:
@@ -273,7 +284,8 @@ class GitRepo:
             head, _, rest = path.partition("/")
             grouped.setdefault(head, {})[rest] = data
         base = self.repo[base_tree] if base_tree else None
-        builder = self.repo.TreeBuilder(base) if base is not None else self.repo.TreeBuilder()
+        builder = self.repo.TreeBuilder(base.peel(pygit2.Tree)) if base is not None else \
+            self.repo.TreeBuilder()
         for name, sub in grouped.items():
             if "" in sub:  # a file directly in this tree
                 data = sub[""]
@@ -370,10 +382,16 @@ class GitRepo:
             return None, commit
         return head.shorthand, commit
 
-    def ahead_behind(self, local: str, upstream: str) -> tuple[int, int]:
-        """(commits in `local` not in `upstream`, commits in `upstream` not in `local`)."""
-        ahead, behind = self.repo.ahead_behind(local, upstream)
-        return int(ahead), int(behind)
+    def commit_links(self, oid: str) -> tuple[int, tuple[str, ...]] | None:
+        """A commit's committer time and parents' ids, what a history walk orders by; None
+        for one this repository lacks (past a shallow clone's boundary)."""
+        try:
+            commit = self.repo[oid]
+        except (KeyError, ValueError):
+            return None
+        if not isinstance(commit, pygit2.Commit):
+            return None
+        return commit.commit_time, tuple(str(parent) for parent in commit.parent_ids)
 
     def describe(self, commit: str) -> str:
         """`git describe --tags --always` of a commit."""
@@ -413,14 +431,6 @@ class GitRepo:
             found = False
         return found
 
-    def object_kind(self, oid: str) -> str | None:
-        """`commit`, `tree`, `blob` or `tag`: what `oid` names here; None when it is absent."""
-        try:
-            obj = self.repo[oid]
-        except (KeyError, ValueError):
-            return None
-        return str(obj.type_str)
-
     def tag_info(self, name: str) -> TagInfo | None:
         """The commit a tag leads to, with the tag's date and tagger (for a lightweight tag,
         the commit's committer); None when the tag leads to no commit."""
@@ -450,7 +460,8 @@ def open_repository(path: str | os.PathLike[str] | None = None) -> GitRepo:
     Opening from the environment honours GIT_DIR and the object directories git sets while a
     hook runs in quarantine.
     """
-    flags = pygit2.enums.RepositoryOpenFlag.FROM_ENV if path is None else 0
+    flags = pygit2.enums.RepositoryOpenFlag.FROM_ENV if path is None else \
+        pygit2.enums.RepositoryOpenFlag.DEFAULT
     start = str(path) if path is not None else os.getcwd()
     try:
         if path is None and not os.environ.get("GIT_DIR"):

@@ -1,7 +1,7 @@
 """What deployments brought: commit lists, pending work, where a commit went, issues and merges.
 
-Commit walks run the `git` binary (`rev-list` with a fixed format; ids, never user text, on its
-command line, and no shell): git walks history faster than libgit2 through pygit2, and its
+Commit walks run the `git` program (`rev-list` with a fixed format; ids, never user text, on its
+command line; see git/program.py): git walks history faster than libgit2 through pygit2, and its
 output lands in a temporary file, which is quicker to read back than a pipe. Deployment records
 come from the store; questions about many deployments at once (`contains`, the keep-alive ref)
 read the timeline's commit trailers instead of every record, which is what keeps them fast on a
@@ -10,18 +10,15 @@ target with thousands of deployments.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from git_deployments.errors import CorruptRecord, DeployError, NotFound
-from git_deployments.git.repo import GitRepo
+from git_deployments.core import timeline
 from git_deployments.core.model import (
     COMMIT_PATTERN,
     REPOSITORY_PATTERN,
@@ -31,8 +28,10 @@ from git_deployments.core.model import (
     Target,
     branch_is_valid,
 )
-from git_deployments.core import timeline
 from git_deployments.core.store import GitOracle, Store, TreeSnapshot
+from git_deployments.errors import CorruptRecord, DeployError, NotFound
+from git_deployments.git import program
+from git_deployments.git.repo import GitRepo
 
 FIRST_MAX_COUNT = 100  # how much of a first deployment's history is listed by default
 _DATE = "--date=format-local:%Y-%m-%dT%H:%M:%SZ"
@@ -40,44 +39,6 @@ _DATE = "--date=format-local:%Y-%m-%dT%H:%M:%SZ"
 _BASIC = "%m%x00%H%x00%an <%ae>%x00%ad%x00%s%x00"
 # ... then parents, trailers (unfolded, one per \x1f) and the body, for issues and merges
 _FULL = _BASIC + "%P%x00%(trailers:only=true,unfold=true,separator=%x1f)%x00%b%x00"
-# variables that would point git at another repository than the one named by --git-dir
-_REPO_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR",
-                   "GIT_NAMESPACE", "GIT_PREFIX")
-_OBJECT_VARIABLES = ("GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-                     "GIT_QUARANTINE_PATH")
-
-
-# --- running git ---------------------------------------------------------------------------------
-
-
-def _environment(own_objects: bool) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _REPO_VARIABLES}
-    if not own_objects:
-        for name in _OBJECT_VARIABLES:
-            env.pop(name, None)
-    # dates in UTC like every other time the tool prints; no optional locks for a reader
-    env.update(TZ="UTC", GIT_OPTIONAL_LOCKS="0", LC_ALL="C")
-    return env
-
-
-def run_git(git_dir: Path, args: Sequence[str], *, stdin: str | None = None,
-            home: bool = True) -> str:
-    """`git --git-dir=<git_dir> <args>`'s standard output; a DeployError with git's own reason
-    when it fails. `home` is false for another repository than the one git deploy runs in."""
-    command = ["git", f"--git-dir={git_dir}", *args]
-    with tempfile.TemporaryFile() as out:
-        try:
-            done = subprocess.run(command, stdout=out, stderr=subprocess.PIPE,
-                                  input=stdin.encode() if stdin is not None else None,
-                                  env=_environment(home), check=False)
-        except OSError as exc:
-            raise DeployError(f"cannot run git: {exc.strerror or exc}") from None
-        if done.returncode != 0:
-            reason = done.stderr.decode("utf-8", "replace").strip().splitlines()
-            raise DeployError(f"git {args[0]} failed in {git_dir}: "
-                              f"{reason[-1] if reason else f'exit {done.returncode}'}")
-        out.seek(0)
-        return out.read().decode("utf-8", "replace")
 
 
 # --- listed commits ------------------------------------------------------------------------------
@@ -127,7 +88,7 @@ def walk(repo: GitRepo, include: Sequence[str], exclude: Sequence[str] = (), *,
         args.append("--left-right")
         lines = [f"{include[0]}...{include[1]}"]
     revisions = "\n".join(lines) + "\n"
-    text = run_git(repo.git_dir, [*args, "--stdin"], stdin=revisions, home=home)
+    text = program.output(repo.git_dir, [*args, "--stdin"], stdin=revisions, home=home)
     fields = text.split("\0")
     found: list[tuple[str, Commit]] = []
     if full:
@@ -151,8 +112,8 @@ def count(repo: GitRepo, include: Sequence[str], exclude: Sequence[str] = (), *,
     lines = [*include, *(f"^{oid}" for oid in exclude)]
     if not all(COMMIT_PATTERN.match(line.lstrip("^")) for line in lines):
         raise DeployError("invalid commit id in a range")
-    text = run_git(repo.git_dir, ["rev-list", "--count", "--stdin"],
-                   stdin="\n".join(lines) + "\n", home=home)
+    text = program.output(repo.git_dir, ["rev-list", "--count", "--stdin"],
+                          stdin="\n".join(lines) + "\n", home=home)
     return int(text.strip() or 0)
 
 
@@ -602,8 +563,8 @@ def containing(repo: GitRepo, commit: str, tips: Iterable[str]) -> set[str]:
         (root / "packed-refs").write_text(
             "# pack-refs with: peeled fully-peeled sorted \n"
             + "".join(f"{tip} refs/tags/d{tip}\n" for tip in unique))
-        text = run_git(root, ["tag", "--no-column", "--contains", commit,
-                              "--format=%(objectname)"], home=True)
+        text = program.output(root, ["tag", "--no-column", "--contains", commit,
+                                     "--format=%(objectname)"], home=True)
     return set(text.split())
 
 
@@ -773,18 +734,18 @@ def _elsewhere(store: Store, scans: list[TimelineScan], spec: str, wanted: str |
                               "--target to ask one target")
         raise DeployError(f"{spec!r} names different commits in repositories "
                           f"{', '.join(names)}; pass --repository NAME")
-    (commit, names), = resolved.items()
-    asked: dict[str, _Asked] = {}
+    (commit, found_under), = resolved.items()
+    by_key: dict[str, _Asked] = {}
     for scan, name, repo, problem in per_target:
-        if name not in names or scan.key in asked:
+        if name not in found_under or scan.key in by_key:
             continue
         if repo is not None and not repo.is_commit(commit):
             repo, problem = None, (f"commit {commit[:12]} is missing from this target's "
                                    f"repository '{name}' at its recorded location")
-        asked[scan.key] = _Asked(scan, name, repo, problem)
+        by_key[scan.key] = _Asked(scan, name, repo, problem)
     for scan in scans:  # targets without that repository never shipped the commit
-        asked.setdefault(scan.key, _Asked(scan, sorted(names)[0], None, None))
-    return commit, [asked[scan.key] for scan in scans], holder[commit]
+        by_key.setdefault(scan.key, _Asked(scan, sorted(found_under)[0], None, None))
+    return commit, [by_key[scan.key] for scan in scans], holder[commit]
 
 
 def commit_summary(git: GitRepo, commit: str) -> str:

@@ -11,45 +11,31 @@ from git_deployments.errors import DeployError
 from git_deployments.reading.deployments import deployment_json
 
 if TYPE_CHECKING:
-    from git_deployments.core.model import Deployment, Target
     from git_deployments.core.store import Store
-    from git_deployments.git.repo import GitRepo
 
 
 def target_status(store: Store, key: str) -> dict[str, Any]:
-    """One target's summary, from its index and at most a few records: O(1) in history."""
+    """One target's summary, from its index and at most a few records: O(1) in history (the
+    pending count walks at most PENDING_CAP commits)."""
+    from git_deployments.history.counting import pending_count
+
     snap = store.snapshot(key)
     target, index = snap.require()
     current = snap.record(index.current) if index.current else None
     in_flight = snap.record(index.in_flight) if index.in_flight else None
     scheduled = [r for r in (snap.record(n) for n in sorted({e.number for e in index.scheduled}))
                  if r is not None]
+    pending = pending_count(store.git, target, current)
     return {
         "target": key, "name": target.name, "archived": target.archived,
         "current": deployment_json(key, current) if current else None,
         "current_since": iso(current.since) if current else None,
         "in_flight": deployment_json(key, in_flight) if in_flight else None,
         "scheduled": [deployment_json(key, r) for r in scheduled],
-        "pending": pending_count(store.git, target, current),
+        "pending": pending.count, "pending_capped": pending.capped,
         "deployments": index.count,
         "timeline_commit": snap.tip,
     }
-
-
-def pending_count(git: GitRepo, target: Target, current: Deployment | None) -> int | None:
-    """Commits on the current deployment's branch tip that it does not contain yet."""
-    if current is None:
-        return None
-    total = None
-    for ref in current.commits:
-        if ref.repository != target.repository or not ref.commit:
-            continue
-        tip = git.branch_tip(ref.branch)
-        if tip is None or not git.has_object(ref.commit):
-            continue
-        ahead = git.ahead_behind(tip, ref.commit)[0]
-        total = (total or 0) + ahead
-    return total
 
 
 def unreadable(key: str, exc: Exception) -> dict[str, Any]:
@@ -67,7 +53,7 @@ def status(store: Store, include_archived: bool = False) -> list[dict[str, Any]]
     """Every target's summary, by key; archived ones only when asked. A target that cannot be
     read gets an entry with an `error` instead, and never stops the others."""
     rows = []
-    for key in store.keys():  # noqa: SIM118 - a Store, not a dict
+    for key in store.keys():
         try:
             row = target_status(store, key)
         except (DeployError, LookupError, ValueError, OSError) as exc:

@@ -24,7 +24,7 @@ def target_show(store: Store, key: str) -> dict[str, Any]:
 def targets(store: Store, include_archived: bool = False) -> list[tuple[Target, Index]]:
     """Every target with its index, by key; archived ones only when asked."""
     rows = []
-    for key in store.keys():  # noqa: SIM118 - a Store, not a dict
+    for key in store.keys():
         target, index = store.snapshot(key).require()
         if target.archived and not include_archived:
             continue

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
 
+from git_deployments.core.keepalive import KEPT_PREFIX
 from git_deployments.core.model import MAX_LINE, key_problem
-from git_deployments.core.store import REF_PREFIX
+from git_deployments.core.timeline import REF_PREFIX
 from git_deployments.errors import DeployError
 from git_deployments.git.repo import GitRepo
-from git_deployments.history.keep import KEPT_PREFIX
 from git_deployments.sharing.sync import BACKUP_PREFIX
 
 HOOKS = ("pre-receive", "post-receive")
@@ -150,6 +150,7 @@ def _reason(exc: BaseException) -> str:
 
 def _check_update(git: GitRepo, update: RefUpdate, policy: Policy) -> str | None:
     from git_deployments.core import verify
+    from git_deployments.core.timeutil import now
     from git_deployments.errors import CorruptRecord
 
     ref = update.ref
@@ -174,9 +175,10 @@ def _check_update(git: GitRepo, update: RefUpdate, policy: Policy) -> str | None
         info = git.commit_info(tip)
         new_commits.append(info.id)
         tip = info.parents[0] if info.parents else None
+    checked_at = now()  # a change dated far from the server's clock does not come in
     for commit in reversed(new_commits):
         try:
-            verified = verify.verify_commit(git, key, commit)
+            verified = verify.verify_commit(git, key, commit, now=checked_at)
         except CorruptRecord as exc:
             return f"{ref}: {exc}"
         except Exception as exc:  # noqa: BLE001 - named with the commit that caused it
@@ -252,6 +254,7 @@ def _link(git: GitRepo, values: Mapping[str, str]) -> PushLink:
 def keep_pushed(git: GitRepo, updates: list[RefUpdate]) -> list[str]:
     """Keep the commits each pushed timeline change deployed reachable from the server's
     keep-alive refs, as a clone does after its own writes; returns what could not be done."""
+    from git_deployments.core import keepalive
     from git_deployments.history import keep
 
     problems = []
@@ -260,7 +263,7 @@ def keep_pushed(git: GitRepo, updates: list[RefUpdate]) -> list[str]:
         if not update.ref.startswith(REF_PREFIX) or update.new is None or key_problem(key):
             continue
         try:
-            keep.retain(git, key, keep.recorded_between(git, key, update.old, update.new))
+            keepalive.retain(git, key, keep.recorded_between(git, key, update.old, update.new))
         except Exception as exc:  # noqa: BLE001 - the push has landed whatever keeping does
             problems.append(f"{key}: cannot keep its deployed commits from gc ({_reason(exc)}); "
                             f"run 'git deploy keep {key}' on the server")
@@ -368,9 +371,7 @@ def render_script(hook: str, python: str | None) -> str:
 
 def hooks_dir(git: GitRepo) -> Path:
     """Where git runs this repository's hooks (core.hooksPath when set)."""
-    from git_deployments.sharing.sync import run_git
-
-    result = run_git(git, ["rev-parse", "--git-path", "hooks"])
+    result = git.run_git(["rev-parse", "--git-path", "hooks"])
     if result.returncode != 0 or not result.stdout.strip():
         raise DeployError(f"cannot find the hooks directory: {result.stderr.strip()}")
     base = git.workdir or git.git_dir

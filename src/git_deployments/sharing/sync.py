@@ -11,23 +11,21 @@ from __future__ import annotations
 
 import random
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from git_deployments.errors import ConflictError, DeployError
-from git_deployments.git.repo import CommitInfo, GitRepo, RaceLost
 from git_deployments.core.model import Request, key_problem
 from git_deployments.core.store import (
-    REF_PREFIX,
     Store,
     WriteResult,
     ref_name,
 )
-from git_deployments.core.timeline import entry, recorded_request
+from git_deployments.core.timeline import REF_PREFIX, entry, recorded_request
+from git_deployments.errors import ConflictError, DeployError
+from git_deployments.git.repo import CommitInfo, GitRepo, RaceLost
 
 DEFAULT_REMOTE = "origin"
 BACKUP_PREFIX = "refs/deployments-backup/"
@@ -51,28 +49,6 @@ def tracking_prefix(remote: str) -> str:
 
 def tracking_ref(remote: str, key: str) -> str:
     return tracking_prefix(remote) + key
-
-
-# --- running git -----------------------------------------------------------------------------
-
-
-def run_git(git: GitRepo, args: list[str]) -> subprocess.CompletedProcess[str]:
-    """`git <args>` in the repository, output captured; never through a shell."""
-    cwd = git.workdir or git.git_dir
-    try:
-        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL, check=False)
-    except FileNotFoundError:
-        raise DeployError("the 'git' command is not on PATH; sharing needs it") from None
-
-
-def _git_reason(text: str) -> str:
-    """What git said went wrong: its first `fatal:` or `error:` line, else its last line."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    for line in lines:
-        if line.startswith(("fatal: ", "error: ")):
-            return line.split(": ", 1)[1]
-    return lines[-1] if lines else "no message"
 
 
 def resolve_remote(git: GitRepo, name: str | None) -> str:
@@ -104,10 +80,10 @@ def backoff(attempt: int) -> None:
 
 def fetch(git: GitRepo, remote: str) -> None:
     """Bring every remote timeline into refs/remotes/<remote>/deployments/."""
-    result = run_git(git, ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote,
-                           fetch_refspec(remote)])
+    result = git.run_git(["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote,
+                          fetch_refspec(remote)])
     if result.returncode != 0:
-        raise DeployError(f"cannot fetch from '{remote}': {_git_reason(result.stderr)}")
+        raise DeployError(f"cannot fetch from '{remote}': {result.reason()}")
 
 
 # --- integrating the remote's timeline into the local one ------------------------------------
@@ -402,9 +378,9 @@ def backups(git: GitRepo) -> list[Backup]:
 
 def drop_backup(git: GitRepo, backup: Backup) -> None:
     """Delete the backup ref, only if it still points where it was listed."""
-    result = run_git(git, ["update-ref", "-d", backup.ref, backup.tip])
+    result = git.run_git(["update-ref", "-d", backup.ref, backup.tip])
     if result.returncode != 0:
-        raise DeployError(f"cannot delete {backup.ref}: {_git_reason(result.stderr)}")
+        raise DeployError(f"cannot delete {backup.ref}: {result.reason()}")
 
 
 def rebuild_kept(git: GitRepo, key: str) -> None:
@@ -478,7 +454,7 @@ def push_tips(git: GitRepo, remote: str, updates: list[tuple[str, str, str | Non
     outcomes = []
     # a lease that holds lets git replace the remote's history: only ever push a tip that
     # contains the remote's, which this clone has verified by then
-    for key, new, expected in [u for u in updates if u[2] and not git.is_ancestor(u[2], u[1])]:
+    for key, new, _ in [u for u in updates if u[2] and not git.is_ancestor(u[2], u[1])]:
         outcomes.append(Pushed(key, "behind", new,
                                f"'{remote}' has changes this clone has not integrated"))
     updates = [u for u in updates if not u[2] or git.is_ancestor(u[2], u[1])]
@@ -489,7 +465,7 @@ def push_tips(git: GitRepo, remote: str, updates: list[tuple[str, str, str | Non
         args.append(f"--force-with-lease={ref_name(key)}:{expected or ''}")
     args.append(remote)
     args += [f"{new}:{ref_name(key)}" for key, new, _ in updates]
-    result = run_git(git, args)
+    result = git.run_git(args)
     lines = {}
     for line in result.stdout.splitlines():
         parts = line.split("\t")
@@ -500,10 +476,10 @@ def push_tips(git: GitRepo, remote: str, updates: list[tuple[str, str, str | Non
             for line in result.stderr.splitlines() if line.startswith("remote: ")]
     said = [line for line in said if line]
     remote_errors = [line for line in said if "error: " in line]
-    for key, new, expected in updates:
+    for key, new, _ in updates:
         found = lines.get(ref_name(key))
         if found is None:
-            raise DeployError(f"cannot push to '{remote}': {_git_reason(result.stderr)}")
+            raise DeployError(f"cannot push to '{remote}': {result.reason()}")
         flag, summary = found
         if flag in (" ", "*", "="):
             _set_tracking(git, remote, key, new)

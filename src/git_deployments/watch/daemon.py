@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from git_deployments.core import machine
+from git_deployments.core.store import Store, open_store
+from git_deployments.core.timeutil import iso
 from git_deployments.errors import DeployError, NotFound, RuleViolation
 from git_deployments.git.repo import GitRepo
 from git_deployments.watch.notify import (
@@ -40,8 +42,6 @@ from git_deployments.watch.notify import (
     utc_now,
     watch_dir,
 )
-from git_deployments.core.store import Store, open_store
-from git_deployments.core.timeutil import iso
 
 ERROR_RETRY = 30.0  # a target whose timeout could not be written is looked at again after this
 STEP_MS = 200  # how often the file watcher looks at its queue of changes and at `stop`
@@ -425,7 +425,7 @@ class _CourierThread:
             try:
                 caught_up = self.courier.run(self.stopping)
                 wait = None if caught_up else self.courier.retry_in()
-            except Exception as exc:  # a broken subscriber must not end the daemon
+            except Exception as exc:  # noqa: BLE001 - a broken subscriber must not end the daemon
                 self.watcher.log(PROBLEM, f"{self.sub.name}: {type(exc).__name__}: {exc}")
                 wait = self.watcher.policy.retry_min
             # a failed subscriber sleeps until its retry time; new changes do not rush it

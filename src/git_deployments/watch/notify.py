@@ -20,11 +20,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from git_deployments.errors import DeployError, NotFound
-from git_deployments.git.repo import CommitInfo, GitRepo
 from git_deployments.core.model import Status
 from git_deployments.core.store import Store
 from git_deployments.core.timeutil import format_duration, iso
+from git_deployments.errors import DeployError, NotFound
+from git_deployments.git.program import Finished
+from git_deployments.git.repo import CommitInfo, GitRepo
 
 SECTION = "deploy-subscription"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
@@ -132,10 +133,9 @@ def split_command(command: str) -> list[str]:
     return argv
 
 
-def _config(git: GitRepo, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    # the git CLI writes config atomically (config.lock + rename), and reads every scope
-    result = subprocess.run(["git", f"--git-dir={git.git_dir}", "config", *args],
-                            capture_output=True, text=True)
+def _config(git: GitRepo, *args: str, check: bool = True) -> Finished:
+    # the git program writes config atomically (config.lock + rename), and reads every scope
+    result = git.run_git(["config", *args])
     if check and result.returncode != 0:
         raise DeployError(f"git config failed: {result.stderr.strip() or result.returncode}")
     return result

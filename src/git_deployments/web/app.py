@@ -8,7 +8,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,29 +27,14 @@ from git_deployments.access.tokens import MODIFY_DEPLOYMENTS, MODIFY_TARGETS, VI
 from git_deployments.errors import DeployError
 from git_deployments.web import api, auth, bodies, reference
 from git_deployments.web.cache import AnswerCache, answer_now
+from git_deployments.web.endpoint import Endpoint
 from git_deployments.web.http import ApiError, error_response, from_deploy_error
 from git_deployments.web.projects import Projects
 
 CONFIG_VARIABLE = "GIT_DEPLOY_SERVE_CONFIG"  # how `serve` hands its options to each worker
-Handler = Callable[[Request, Any], Awaitable[Response]]
 
 
 # --- the routes ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """One route: what it answers, and the permission it needs (None: open to all)."""
-
-    method: str
-    path: str
-    handler: Handler
-    permission: str | None
-    summary: str
-    body: bodies.Body | None = None
-    query: tuple[tuple[str, str], ...] = ()
-    status: int = 200
-    needs: str | None = None  # what the document says it needs, when it checks by itself
 
 
 async def health(request: Request, _: Any) -> Response:

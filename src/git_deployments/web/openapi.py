@@ -12,7 +12,7 @@ from git_deployments.access.tokens import PERMISSION_NAMES
 from git_deployments.web.bodies import BODIES
 
 if TYPE_CHECKING:
-    from git_deployments.web.app import Endpoint
+    from git_deployments.web.endpoint import Endpoint
 
 _PARAMETER = re.compile(r"{(\w+)(?::\w+)?}")
 _PATH_PARAMETERS = {

@@ -1,0 +1,93 @@
+"""The one runner of the `git` program: every git process the package starts begins here.
+
+One policy for all of them: an argument list, never a shell; the repository named with
+`--git-dir`, and the variables that could point git at another one removed from its
+environment; git's own messages in the C locale (they are parsed: a lost push race is read from
+them) and its dates in UTC; our standard input never read (it may be a hook's ref list); the
+output read back from a temporary file, which is quicker than a pipe for a long history walk.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from git_deployments.errors import DeployError
+
+# they would point git at another repository than the one named by --git-dir
+_REPOSITORY_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR",
+                         "GIT_NAMESPACE", "GIT_PREFIX")
+# inside a server hook, git's quarantine: they belong to the repository that runs the hook
+_OBJECT_VARIABLES = ("GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+                     "GIT_QUARANTINE_PATH")
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """A git process that ran to its end, whatever its exit code."""
+
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def reason(self) -> str:
+        """What git said went wrong: its first `fatal:` or `error:` line, else its last line."""
+        lines = [line.strip() for line in self.stderr.splitlines() if line.strip()]
+        for line in lines:
+            if line.startswith(("fatal: ", "error: ")):
+                return line.split(": ", 1)[1]
+        return lines[-1] if lines else f"exit {self.returncode}"
+
+
+def environment(home: bool = True) -> dict[str, str]:
+    """The environment of every git process. `home` is false when git runs in another
+    repository than the one git deploy was started in: the quarantine is not that one's."""
+    env = {k: v for k, v in os.environ.items() if k not in _REPOSITORY_VARIABLES}
+    if not home:
+        for name in _OBJECT_VARIABLES:
+            env.pop(name, None)
+    env.update(TZ="UTC", LC_ALL="C", GIT_OPTIONAL_LOCKS="0")
+    return env
+
+
+def run(git_dir: Path, args: Sequence[str], *, stdin: str | None = None,
+        cwd: Path | None = None, home: bool = True) -> Finished:
+    """`git --git-dir=<git_dir> <args>`, run to its end; a DeployError only when git cannot be
+    started. `cwd` matters where git resolves a relative path (a remote's URL)."""
+    # imported here: a command that never starts git (status, most writes) does not pay for it
+    import subprocess
+    import tempfile
+
+    command = ("git", f"--git-dir={git_dir}", *args)
+    with tempfile.TemporaryFile() as out:
+        try:
+            done = subprocess.run(command, stdout=out, stderr=subprocess.PIPE,
+                                  input=stdin.encode() if stdin is not None else None,
+                                  stdin=subprocess.DEVNULL if stdin is None else None,
+                                  cwd=cwd, env=environment(home), check=False)
+        except FileNotFoundError:
+            raise DeployError("the 'git' program is not on PATH: install git, or add the "
+                              "directory that holds it to PATH") from None
+        except OSError as exc:
+            raise DeployError(f"cannot run git: {exc.strerror or exc}") from None
+        out.seek(0)
+        stdout = out.read().decode("utf-8", "replace")
+    return Finished(command[2:], done.returncode, stdout,
+                    done.stderr.decode("utf-8", "replace"))
+
+
+def output(git_dir: Path, args: Sequence[str], *, stdin: str | None = None,
+           home: bool = True) -> str:
+    """`git --git-dir=<git_dir> <args>`'s standard output; a DeployError with git's own reason
+    when it fails."""
+    done = run(git_dir, args, stdin=stdin, home=home)
+    if not done.ok:
+        raise DeployError(f"git {args[0]} failed in {git_dir}: {done.reason()}")
+    return done.stdout
