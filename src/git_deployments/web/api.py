@@ -71,7 +71,7 @@ def _project(project: Project | None) -> Project:
 async def projects(request: Request, _: Project | None) -> Response:
     """Every project the asker may read, with how many targets it has."""
     found = auth.readable_projects(request)
-    tips = [(p.name, p.refs.tips(cache.DEPLOYMENTS)) for p in found]
+    tips = [(p.name, p.refs.tips(queries.DEPLOYMENTS)) for p in found]
     data = [{"name": name, "targets": len(refs)} for name, refs in tips]
     return cache.answer_now(request, tips, data)
 

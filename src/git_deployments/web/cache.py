@@ -29,16 +29,6 @@ STABLE_TRIES = 3
 # what every answer may be served again under: revalidate with the ETag each time
 CACHE_HEADERS = {"Cache-Control": "no-cache", "Vary": "Authorization, Cookie"}
 
-# the ref sources an answer depends on: a name ending in '/' is every ref under it
-DEPLOYMENTS = "refs/deployments/"
-BRANCHES = ("refs/heads/", "refs/remotes/", "HEAD")
-EVERY_REF = ("refs/", "HEAD")
-
-
-def target_ref(key: str) -> str:
-    return DEPLOYMENTS + key
-
-
 class Answer:
     """A kept answer: its body and headers, as one response sent again to everyone who asks
     (a Starlette Response is not changed by being sent), and the data the body encodes, for a

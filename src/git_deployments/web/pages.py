@@ -356,7 +356,7 @@ async def home(request: Request, _: Project | None) -> Response:
         only = projects.all()[0]
         return RedirectResponse(Urls(only.name).home, status_code=302)
     found = auth.readable_projects(request)
-    state = [(p.name, p.refs.tips(cache.DEPLOYMENTS)) for p in found]
+    state = [(p.name, p.refs.tips(queries.DEPLOYMENTS)) for p in found]
     etag = 'W/"' + hashlib.blake2b(repr((request.app.state.code_stamp, viewer(request),
                                          state)).encode(), digest_size=16).hexdigest() + '"'
     if not _modified(request, etag):

@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from git_deployments.web import cache
-
 if TYPE_CHECKING:
     from git_deployments.core.store import Store
 
@@ -21,6 +19,15 @@ MAX_PAGE = 1000
 # a deployment's own changes are looked for this many timeline commits at a time: a page never
 # walks a long timeline to its start
 TIMELINE_SCAN = 2000
+
+# the ref sources an answer depends on: a name ending in '/' is every ref under it
+DEPLOYMENTS = "refs/deployments/"
+BRANCHES = ("refs/heads/", "refs/remotes/", "HEAD")
+EVERY_REF = ("refs/", "HEAD")
+
+
+def target_ref(key: str) -> str:
+    return DEPLOYMENTS + key
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,7 @@ def status(project: str, include_archived: bool) -> Query:
     from git_deployments.reading.status import status as read_status
 
     return Query(f"{base(project)}/status", (("all", "true"),) if include_archived else (),
-                 (cache.DEPLOYMENTS, *cache.BRANCHES),
+                 (DEPLOYMENTS, *BRANCHES),
                  lambda store: read_status(store, include_archived=include_archived))
 
 
@@ -66,7 +73,7 @@ def targets(project: str, include_archived: bool) -> Query:
     from git_deployments.reading.targets import targets as read_targets
 
     return Query(f"{base(project)}/targets", (("all", "true"),) if include_archived else (),
-                 (cache.DEPLOYMENTS,),
+                 (DEPLOYMENTS,),
                  lambda store: [target_entry(t, i)
                                 for t, i in read_targets(store, include_archived)])
 
@@ -74,7 +81,7 @@ def targets(project: str, include_archived: bool) -> Query:
 def target(project: str, key: str) -> Query:
     from git_deployments.reading.targets import target_show
 
-    return Query(target_path(project, key), (), (cache.target_ref(key),),
+    return Query(target_path(project, key), (), (target_ref(key),),
                  lambda store: target_show(store, key))
 
 
@@ -100,7 +107,7 @@ def deployments(project: str, key: str, statuses: Sequence[str] = (), branch: st
         return [deployment_json(key, r) for r in found]
 
     query = Query(f"{target_path(project, key)}/deployments", tuple(params),
-                  (cache.target_ref(key),), page)
+                  (target_ref(key),), page)
 
     def link(data: list[dict[str, Any]]) -> dict[str, str]:
         if len(data) < limit or data[-1]["number"] <= 1:
@@ -114,7 +121,7 @@ def deployment(project: str, key: str, number: int) -> Query:
     from git_deployments.reading.deployments import show
 
     return Query(f"{target_path(project, key)}/deployments/{number}", (),
-                 (cache.target_ref(key),), lambda store: show(store, key, number).as_json())
+                 (target_ref(key),), lambda store: show(store, key, number).as_json())
 
 
 def commits(project: str, key: str, number: int, limit: int | None = None) -> Query:
@@ -122,7 +129,7 @@ def commits(project: str, key: str, number: int, limit: int | None = None) -> Qu
     from git_deployments.reading.history import brought_json
 
     return Query(f"{target_path(project, key)}/deployments/{number}/commits",
-                 (("limit", str(limit)),) if limit else (), (cache.target_ref(key),),
+                 (("limit", str(limit)),) if limit else (), (target_ref(key),),
                  lambda store: brought_json(brought(store, key, number, max_count=limit)))
 
 
@@ -130,7 +137,7 @@ def issues(project: str, key: str, number: int, limit: int | None = None) -> Que
     from git_deployments.reading.history import issues as read_issues
 
     return Query(f"{target_path(project, key)}/deployments/{number}/issues",
-                 (("limit", str(limit)),) if limit else (), (cache.target_ref(key),),
+                 (("limit", str(limit)),) if limit else (), (target_ref(key),),
                  lambda store: read_issues(store, key, number, limit).as_json())
 
 
@@ -179,7 +186,7 @@ def timeline(project: str, key: str, limit: int = DEFAULT_PAGE, before: str | No
         return found
 
     query = Query(f"{target_path(project, key)}/timeline", tuple(params),
-                  (cache.target_ref(key),), page)
+                  (target_ref(key),), page)
 
     def link(data: list[dict[str, Any]]) -> dict[str, str]:
         stop = walked.get("stop")
@@ -199,7 +206,7 @@ def pending(project: str, key: str, branch: str | None = None,
     if limit:
         params.append(("limit", str(limit)))
     return Query(f"{target_path(project, key)}/pending", tuple(params),
-                 (cache.target_ref(key), *cache.BRANCHES),
+                 (target_ref(key), *BRANCHES),
                  lambda store: pending_json(read_pending(store, key, branch, max_count=limit)))
 
 
@@ -210,7 +217,7 @@ def compare(project: str, key: str, other: str) -> Query:
     from git_deployments.reading.history import compare_json
 
     return Query(f"{target_path(project, key)}/compare", (("with", other),),
-                 (cache.target_ref(key), cache.target_ref(other)),
+                 (target_ref(key), target_ref(other)),
                  lambda store: compare_json(read_compare(store, key, other)))
 
 
@@ -223,6 +230,6 @@ def contains(project: str, commit: str, keys: Sequence[str] | None = None,
     if repository:
         params.append(("repository", repository))
     return Query(f"{base(project)}/contains/{quote(commit, safe='/')}", tuple(params),
-                 cache.EVERY_REF,
+                 EVERY_REF,
                  lambda store: contains_json(read_contains(store, commit, keys or None,
                                                            repository)))
