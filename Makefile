@@ -1,10 +1,13 @@
-# The README's two commands: `make demo` and `make test`. Both set up .venv first.
+# The README's commands: `make demo`, `make test`, and (optional) `make serve`, the sample's
+# dashboard in a browser. Each sets up .venv first.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup demo test check reliability bench clean
+.PHONY: setup demo test serve check reliability bench clean
+
+PORT ?= 8000
 
 setup: $(VENV)/.installed
 
@@ -21,6 +24,9 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+serve: setup
+	$(BIN)/python sample-repo/serve.py --port $(PORT)
 
 # the quality gates: lint (ruff) and strict types (mypy, configured in pyproject.toml)
 check: setup

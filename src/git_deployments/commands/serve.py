@@ -18,11 +18,12 @@ APP_FACTORY = "git_deployments.web.app:from_environment"
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "serve", help="serve the HTTP API for CI tools and scripts",
+        "serve", help="serve the dashboard and the HTTP API",
         description="Serve the deployments of one repository (bare or not), or of every "
-                    "repository under DIR, over HTTP: our API under /api/v1 and the hosted "
-                    "service's automation endpoints under /api/http. Requests carry a token "
-                    "('git deploy token create'). SIGTERM finishes the requests in flight, "
+                    "repository under DIR, over HTTP: the dashboard at /, our API under "
+                    "/api/v1 and the hosted service's automation endpoints under /api/http. "
+                    "Requests carry a token ('git deploy token create'); in the dashboard, "
+                    "one signs in by pasting it. SIGTERM finishes the requests in flight, "
                     "then stops.")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--repo", dest="serve_repo", metavar="PATH",

@@ -20,17 +20,20 @@ def deployment_json(key: str, record: Deployment) -> dict[str, Any]:
 
 
 def newest_first(snap: TreeSnapshot, index: Index, statuses: set[str] | None, limit: int,
-                 before: int | None = None) -> list[Deployment]:
+                 before: int | None = None, *, branch: str | None = None) -> list[Deployment]:
     """Records from the newest number down (below `before` when given), reading only as many
-    as needed; `limit` 0 means all."""
+    as needed; `limit` 0 means all. `branch` keeps those with a commit on that branch."""
     start = index.next_number - 1 if before is None else min(before - 1, index.next_number - 1)
     found: list[Deployment] = []
     for n in range(start, 0, -1):
         if limit and len(found) >= limit:
             break
         record = snap.record(n)
-        if record is not None and (not statuses or record.status in statuses):
-            found.append(record)
+        if record is None or (statuses and record.status not in statuses):
+            continue
+        if branch is not None and all(ref.branch != branch for ref in record.commits):
+            continue
+        found.append(record)
     return found
 
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from git_deployments.core.model import COMMIT_PATTERN, REPOSITORY_PATTERN, Status, key_problem
-from git_deployments.web import auth, bodies, cache
+from git_deployments.web import auth, bodies, cache, queries
 from git_deployments.web.http import ApiError, json_response, read_json
 
 if TYPE_CHECKING:
@@ -20,14 +19,14 @@ if TYPE_CHECKING:
     from git_deployments.core.store import Store, WriteResult
     from git_deployments.web.projects import Project
 
-DEFAULT_PAGE = 50
-MAX_PAGE = 1000
+DEFAULT_PAGE = queries.DEFAULT_PAGE
+MAX_PAGE = queries.MAX_PAGE
 
 
 # --- what a request names ---------------------------------------------------------------------
 
 
-def _key(request: Request, name: str = "key") -> str:
+def key_of(request: Request, name: str = "key") -> str:
     key = str(request.path_params[name])
     problem = key_problem(key)
     if problem:
@@ -35,7 +34,7 @@ def _key(request: Request, name: str = "key") -> str:
     return key
 
 
-def _number(request: Request) -> int:
+def number_of(request: Request) -> int:
     text = str(request.path_params["n"])
     if not (text.isascii() and text.isdigit()) or len(text) > 12 or int(text) < 1:
         raise ApiError(400, "invalid_value", f"invalid deployment number {text[:40]!r}: "
@@ -43,7 +42,7 @@ def _number(request: Request) -> int:
     return int(text)
 
 
-def _count(request: Request, name: str, default: int | None, maximum: int = MAX_PAGE
+def count_of(request: Request, name: str, default: int | None, maximum: int = MAX_PAGE
            ) -> int | None:
     text = request.query_params.get(name)
     if text is None or text == "":
@@ -53,7 +52,7 @@ def _count(request: Request, name: str, default: int | None, maximum: int = MAX_
     return min(int(text), maximum)
 
 
-def _flag(request: Request, name: str) -> bool:
+def flag_of(request: Request, name: str) -> bool:
     text = request.query_params.get(name, "false").lower()
     if text not in ("true", "false", "1", "0", "yes", "no", ""):
         raise ApiError(400, "invalid_value", f"invalid {name} {text[:40]!r}: expected true or "
@@ -66,185 +65,138 @@ def _project(project: Project | None) -> Project:
     return project
 
 
-def _next_link(request: Request, **params: Any) -> dict[str, str]:
-    """A `Link: <…>; rel="next"` header to the following page."""
-    query = [(k, v) for k, v in request.query_params.multi_items() if k not in params]
-    query += [(k, str(v)) for k, v in params.items()]
-    return {"Link": f'<{request.url.path}?{urlencode(query)}>; rel="next"'}
-
-
 # --- reading ------------------------------------------------------------------------------------
 
 
 async def projects(request: Request, _: Project | None) -> Response:
     """Every project the asker may read, with how many targets it has."""
     found = auth.readable_projects(request)
-    tips = [(p.name, p.refs.tips(cache.DEPLOYMENTS)) for p in found]
+    tips = [(p.name, p.refs.tips(queries.DEPLOYMENTS)) for p in found]
     data = [{"name": name, "targets": len(refs)} for name, refs in tips]
     return cache.answer_now(request, tips, data)
 
 
 async def status(request: Request, project: Project | None) -> Response:
-    from git_deployments.reading.status import status as read_status
-
-    everything = _flag(request, "all")
-    return await cache.answer(request, _project(project), (cache.DEPLOYMENTS, *cache.BRANCHES),
-                              lambda store: read_status(store, include_archived=everything))
+    served = _project(project)
+    return await cache.answer(request, served,
+                              queries.status(served.name, flag_of(request, "all")))
 
 
 async def targets(request: Request, project: Project | None) -> Response:
-    from git_deployments.reading.targets import target_entry
-    from git_deployments.reading.targets import targets as read_targets
-
-    everything = _flag(request, "all")
-    return await cache.answer(
-        request, _project(project), (cache.DEPLOYMENTS,),
-        lambda store: [target_entry(t, i) for t, i in read_targets(store, everything)])
+    served = _project(project)
+    return await cache.answer(request, served,
+                              queries.targets(served.name, flag_of(request, "all")))
 
 
 async def target(request: Request, project: Project | None) -> Response:
-    from git_deployments.reading.targets import target_show
+    served = _project(project)
+    return await cache.answer(request, served, queries.target(served.name, key_of(request)))
 
-    key = _key(request)
-    return await cache.answer(request, _project(project), (cache.target_ref(key),),
-                              lambda store: target_show(store, key))
+
+def statuses(request: Request) -> list[str]:
+    """`?status=a&status=b` or `?status=a,b`: known statuses only."""
+    found: set[str] = set()
+    for value in request.query_params.getlist("status"):
+        found.update(part for part in value.split(",") if part)
+    unknown = found - {s.value for s in Status}
+    if unknown:
+        raise ApiError(400, "invalid_value", f"invalid status {min(unknown)[:40]!r}: "
+                                             f"one of {', '.join(s.value for s in Status)}")
+    return sorted(found)
+
+
+def branch(request: Request) -> str | None:
+    """`?branch=NAME`: a valid branch name, or None."""
+    from git_deployments.core.model import branch_is_valid
+
+    text = request.query_params.get("branch") or None
+    if text is not None and not branch_is_valid(text):
+        raise ApiError(400, "invalid_value", f"invalid branch {text[:100]!r}")
+    return text
 
 
 async def deployments(request: Request, project: Project | None) -> Response:
     """A target's deployments, newest first, a page at a time (`Link` names the next)."""
-    from git_deployments.reading.deployments import deployment_json, newest_first
-
-    key = _key(request)
-    statuses: set[str] = set()
-    for value in request.query_params.getlist("status"):
-        statuses.update(part for part in value.split(",") if part)
-    unknown = statuses - {s.value for s in Status}
-    if unknown:
-        raise ApiError(400, "invalid_value", f"invalid status {min(unknown)[:40]!r}: "
-                                             f"one of {', '.join(s.value for s in Status)}")
-    limit = _count(request, "limit", DEFAULT_PAGE) or MAX_PAGE
-    before = _count(request, "before", None, maximum=10**12)
-
-    def page(store: Store) -> list[dict[str, Any]]:
-        snap = store.existing(key)
-        _, index = snap.require()
-        found = newest_first(snap, index, statuses or None, limit, before)
-        return [deployment_json(key, r) for r in found]
-
-    def link(data: list[dict[str, Any]]) -> dict[str, str]:
-        if len(data) < limit or data[-1]["number"] <= 1:
-            return {}
-        return _next_link(request, before=data[-1]["number"], limit=limit)
-
-    return await cache.answer(request, _project(project), (cache.target_ref(key),), page,
-                              headers=link)
+    served = _project(project)
+    return await cache.answer(request, served, queries.deployments(
+        served.name, key_of(request), statuses(request), branch(request),
+        count_of(request, "limit", DEFAULT_PAGE) or MAX_PAGE,
+        count_of(request, "before", None, maximum=10**12)))
 
 
 async def deployment(request: Request, project: Project | None) -> Response:
-    from git_deployments.reading.deployments import show
-
-    key, number = _key(request), _number(request)
-    return await cache.answer(request, _project(project), (cache.target_ref(key),),
-                              lambda store: show(store, key, number).as_json())
+    served = _project(project)
+    return await cache.answer(request, served,
+                              queries.deployment(served.name, key_of(request), number_of(request)))
 
 
 async def commits(request: Request, project: Project | None) -> Response:
-    from git_deployments.history.questions import brought
-    from git_deployments.reading.history import brought_json
-
-    key, number = _key(request), _number(request)
-    limit = _count(request, "limit", None, maximum=10**6)
-    return await cache.answer(
-        request, _project(project), (cache.target_ref(key),),
-        lambda store: brought_json(brought(store, key, number, max_count=limit or None)))
+    served = _project(project)
+    limit = count_of(request, "limit", None, maximum=10**6)
+    return await cache.answer(request, served, queries.commits(
+        served.name, key_of(request), number_of(request), limit or None))
 
 
 async def issues(request: Request, project: Project | None) -> Response:
-    from git_deployments.reading.history import issues as read_issues
-
-    key, number = _key(request), _number(request)
-    limit = _count(request, "limit", None, maximum=10**6)
-    return await cache.answer(
-        request, _project(project), (cache.target_ref(key),),
-        lambda store: read_issues(store, key, number, limit or None).as_json())
+    served = _project(project)
+    limit = count_of(request, "limit", None, maximum=10**6)
+    return await cache.answer(request, served, queries.issues(
+        served.name, key_of(request), number_of(request), limit or None))
 
 
-async def timeline(request: Request, project: Project | None) -> Response:
-    """A target's changes, newest first (`git deploy log --json`), a page at a time: `before`
-    is the timeline commit the page starts below."""
-    from git_deployments.core.timeline import entries
-
-    key = _key(request)
-    limit = _count(request, "limit", DEFAULT_PAGE) or MAX_PAGE
+def timeline_before(request: Request) -> str | None:
     before = request.query_params.get("before")
     if before is not None and not COMMIT_PATTERN.match(before):
         raise ApiError(400, "invalid_value", f"invalid before {before[:60]!r}: a timeline "
                                              "commit id (40 hex digits)")
+    return before
 
-    def page(store: Store) -> list[dict[str, Any]]:
-        snap = store.existing(key)
-        start = snap.tip
-        if before is not None:
-            assert snap.tip is not None
-            if not store.git.has_object(before) or not store.git.is_ancestor(before, snap.tip):
-                from git_deployments.errors import NotFound
 
-                raise NotFound(f"{before} is not a change of target '{key}'")
-            parents = store.git.commit_info(before).parents
-            start = parents[0] if parents else None
-        found = []
-        if start is not None:
-            for entry in entries(store.git, key, start):
-                found.append(entry.as_json())
-                if len(found) >= limit:
-                    break
-        return found
-
-    def link(data: list[dict[str, Any]]) -> dict[str, str]:
-        if len(data) < limit:
-            return {}
-        return _next_link(request, before=data[-1]["timeline_commit"], limit=limit)
-
-    return await cache.answer(request, _project(project), (cache.target_ref(key),), page,
-                              headers=link)
+async def timeline(request: Request, project: Project | None) -> Response:
+    """A target's changes, newest first (`git deploy log --json`), a page at a time: `before`
+    is the timeline commit the page starts below; `number` keeps a deployment's own."""
+    served = _project(project)
+    number = count_of(request, "number", None, maximum=10**12)
+    if number == 0:
+        raise ApiError(400, "invalid_value", "invalid number '0': expected 1, 2, 3...")
+    return await cache.answer(request, served, queries.timeline(
+        served.name, key_of(request), count_of(request, "limit", DEFAULT_PAGE) or MAX_PAGE,
+        timeline_before(request), number))
 
 
 async def pending(request: Request, project: Project | None) -> Response:
-    from git_deployments.history.questions import pending as read_pending
-    from git_deployments.reading.history import pending_json
+    served = _project(project)
+    limit = count_of(request, "limit", None, maximum=10**6)
+    return await cache.answer(request, served, queries.pending(
+        served.name, key_of(request), request.query_params.get("branch") or None,
+        limit or None))
 
-    key = _key(request)
-    branch = request.query_params.get("branch") or None
-    limit = _count(request, "limit", None, maximum=10**6)
-    return await cache.answer(
-        request, _project(project), (cache.target_ref(key), *cache.BRANCHES),
-        lambda store: pending_json(read_pending(store, key, branch, max_count=limit or None)))
+
+def other_key(text: str | None) -> str:
+    if not text:
+        raise ApiError(400, "invalid_value", "compare needs ?with=OTHER_TARGET")
+    problem = key_problem(text)
+    if problem:
+        raise ApiError(400, "invalid_value", f"invalid target key {text[:100]!r}: {problem}")
+    return text
 
 
 async def compare(request: Request, project: Project | None) -> Response:
-    from git_deployments.history.questions import compare as read_compare
-    from git_deployments.reading.history import compare_json
-
-    key = _key(request)
-    other = request.query_params.get("with")
-    if not other:
-        raise ApiError(400, "invalid_value", "compare needs ?with=OTHER_TARGET")
-    problem = key_problem(other)
-    if problem:
-        raise ApiError(400, "invalid_value", f"invalid target key {other[:100]!r}: {problem}")
-    return await cache.answer(
-        request, _project(project), (cache.target_ref(key), cache.target_ref(other)),
-        lambda store: compare_json(read_compare(store, key, other)))
+    served = _project(project)
+    return await cache.answer(request, served, queries.compare(
+        served.name, key_of(request), other_key(request.query_params.get("with"))))
 
 
-async def contains(request: Request, project: Project | None) -> Response:
-    from git_deployments.history.questions import contains as read_contains
-    from git_deployments.reading.history import contains_json
-
-    commit = str(request.path_params["commit"])
+def commit_spec(commit: str) -> str:
     if not commit or len(commit) > 256 or commit.startswith("-") or \
             any(ord(c) < 33 for c in commit):
         raise ApiError(400, "invalid_value", f"invalid commit {commit[:60]!r}")
+    return commit
+
+
+async def contains(request: Request, project: Project | None) -> Response:
+    served = _project(project)
+    commit = commit_spec(str(request.path_params["commit"]))
     keys = request.query_params.getlist("target") or None
     for key in keys or []:
         if key_problem(key):
@@ -252,17 +204,16 @@ async def contains(request: Request, project: Project | None) -> Response:
     repository = request.query_params.get("repository") or None
     if repository is not None and not REPOSITORY_PATTERN.match(repository):
         raise ApiError(400, "invalid_value", f"invalid repository name {repository[:100]!r}")
-    return await cache.answer(
-        request, _project(project), cache.EVERY_REF,
-        lambda store: contains_json(read_contains(store, commit, keys, repository)))
+    return await cache.answer(request, served,
+                              queries.contains(served.name, commit, keys, repository))
 
 
 # --- writing ------------------------------------------------------------------------------------
 
 
-async def write(request: Request, project: Project | None,
-                build: Callable[[Store, str], Operation],
-                shape: Callable[[Store, WriteResult], Any], status: int = 200) -> Response:
+async def perform(request: Request, project: Project | None,
+                  build: Callable[[Store, str], Operation],
+                  shape: Callable[[Store, WriteResult], Any]) -> Any:
     """Build the request as the command line would (so every rule and refusal is the CLI's)
     and record it through the one write path; the change is made by the token's name."""
     user = request.user
@@ -274,16 +225,22 @@ async def write(request: Request, project: Project | None,
         result = store.write(build(store, user.identity))
         return shape(store, result)
 
-    return json_response(await run_in_threadpool(run), status)
+    return await run_in_threadpool(run)
 
 
-def _written(store: Store, result: WriteResult) -> dict[str, Any]:
+async def write(request: Request, project: Project | None,
+                build: Callable[[Store, str], Operation],
+                shape: Callable[[Store, WriteResult], Any], status: int = 200) -> Response:
+    return json_response(await perform(request, project, build, shape), status)
+
+
+def written(store: Store, result: WriteResult) -> dict[str, Any]:
     from git_deployments.reading.deployments import write_json
 
     return write_json(result)
 
 
-def _target_written(store: Store, result: WriteResult) -> dict[str, Any]:
+def written_target(store: Store, result: WriteResult) -> dict[str, Any]:
     from git_deployments.reading.targets import target_written
 
     return target_written(result.change.target, result.commit)
@@ -299,13 +256,13 @@ async def create_target(request: Request, project: Project | None) -> Response:
         raise ApiError(400, "invalid_value", f"invalid target key {key[:100]!r}: {problem}")
     return await write(request, project,
                        lambda store, by: intake.create_target_request(store, key, values, by),
-                       _target_written, status=201)
+                       written_target, status=201)
 
 
 async def edit_target(request: Request, project: Project | None) -> Response:
     from git_deployments.core import intake
 
-    key = _key(request)
+    key = key_of(request)
     values = bodies.TARGET_EDIT.read(await read_json(request))
     if "archived" in values:
         if len(values) > 1:
@@ -315,32 +272,38 @@ async def edit_target(request: Request, project: Project | None) -> Response:
         return await write(
             request, project,
             lambda store, by: intake.archive_target_request(store, key, archived, by),
-            _target_written)
+            written_target)
     return await write(request, project,
                        lambda store, by: intake.edit_target_request(store, key, values, by),
-                       _target_written)
+                       written_target)
+
+
+def deploy_build(op: str, key: str, values: dict[str, Any]
+                 ) -> Callable[[Store, str], Operation]:
+    """How schedule/start/finish/fail with the DEPLOY body's `values` becomes a request."""
+    from git_deployments.core import intake
+
+    if "at" in values and op != "schedule":
+        raise ApiError(400, "invalid_value", f"'at' is for schedule, not {op}")
+    if "number" in values and op not in ("finish", "fail"):
+        raise ApiError(400, "invalid_value", f"'number' is for finish and fail, not {op}")
+
+    def build(store: Store, by: str) -> Operation:
+        return intake.deploy_request(
+            store, op, key, version=values.get("version"), commits=values.get("commit"),
+            branch=values.get("branch"), ext_label=values.get("ext_label"),
+            ext_url=values.get("ext_url"), description=values.get("description"),
+            reason=values.get("reason"), at=values.get("at"), number=values.get("number"),
+            by=by, environment=False)
+
+    return build
 
 
 def deploy(op: str) -> Callable[[Request, Project | None], Any]:
     async def endpoint(request: Request, project: Project | None) -> Response:
-        from git_deployments.core import intake
-
-        key = _key(request)
+        key = key_of(request)
         values = bodies.DEPLOY.read(await read_json(request))
-        if "at" in values and op != "schedule":
-            raise ApiError(400, "invalid_value", f"'at' is for schedule, not {op}")
-        if "number" in values and op not in ("finish", "fail"):
-            raise ApiError(400, "invalid_value", f"'number' is for finish and fail, not {op}")
-
-        def build(store: Store, by: str) -> Operation:
-            return intake.deploy_request(
-                store, op, key, version=values.get("version"), commits=values.get("commit"),
-                branch=values.get("branch"), ext_label=values.get("ext_label"),
-                ext_url=values.get("ext_url"), description=values.get("description"),
-                reason=values.get("reason"), at=values.get("at"), number=values.get("number"),
-                by=by, environment=False)
-
-        return await write(request, project, build, _written)
+        return await write(request, project, deploy_build(op, key, values), written)
 
     endpoint.__name__ = op
     return endpoint
@@ -349,19 +312,19 @@ def deploy(op: str) -> Callable[[Request, Project | None], Any]:
 async def set_status(request: Request, project: Project | None) -> Response:
     from git_deployments.core import intake
 
-    key, number = _key(request), _number(request)
+    key, number = key_of(request), number_of(request)
     values = bodies.STATUS.read(await read_json(request))
     return await write(request, project, lambda store, by: intake.set_status_request(
-        store, key, number, values["status"], values.get("reason"), by), _written)
+        store, key, number, values["status"], values.get("reason"), by), written)
 
 
 async def edit_deployment(request: Request, project: Project | None) -> Response:
     from git_deployments.core import intake
 
-    key, number = _key(request), _number(request)
+    key, number = key_of(request), number_of(request)
     values = bodies.EDIT.read(await read_json(request))
     return await write(request, project, lambda store, by: intake.edit_request(
-        store, key, number, by=by, **values_as_options(values)), _written)
+        store, key, number, by=by, **values_as_options(values)), written)
 
 
 def values_as_options(values: dict[str, Any]) -> dict[str, Any]:
@@ -372,17 +335,17 @@ def values_as_options(values: dict[str, Any]) -> dict[str, Any]:
 async def delete_deployment(request: Request, project: Project | None) -> Response:
     from git_deployments.core import intake
 
-    key, number = _key(request), _number(request)
+    key, number = key_of(request), number_of(request)
     await read_json(request)  # a body, if any, is still held to the limits
     return await write(request, project,
                        lambda store, by: intake.delete_request(store, key, number, by),
-                       _written)
+                       written)
 
 
 async def comment(request: Request, project: Project | None) -> Response:
     from git_deployments.core import intake
 
-    key = _key(request)
+    key = key_of(request)
     values = bodies.COMMENT.read(await read_json(request))
     return await write(request, project, lambda store, by: intake.comment_request(
-        store, key, values.get("number"), values["message"], by), _written)
+        store, key, values.get("number"), values["message"], by), written)

@@ -20,7 +20,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from git_deployments.access.tokens import MODIFY_DEPLOYMENTS, MODIFY_TARGETS, VIEW
@@ -73,7 +73,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              body=bodies.TARGET_EDIT),
     Endpoint("GET", TARGET + "/deployments", api.deployments, VIEW,
              "a target's deployments, newest first (git deploy list)",
-             query=(("status", "only these statuses (repeat, or comma-separated)"), *PAGE)),
+             query=(("status", "only these statuses (repeat, or comma-separated)"),
+                    ("branch", "only those with a commit on this branch"), *PAGE)),
     *(Endpoint("POST", TARGET + f"/deployments/{op}", api.deploy(op), MODIFY_DEPLOYMENTS,
                f"git deploy {op}", body=bodies.DEPLOY) for op in reference.OPS),
     Endpoint("GET", DEPLOYMENT, api.deployment, VIEW, "one deployment in full (git deploy show)"),
@@ -92,7 +93,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", TARGET + "/timeline", api.timeline, VIEW,
              "a target's changes, newest first (git deploy log)",
              query=(("limit", "at most this many (default 50, at most 1000)"),
-                    ("before", "the timeline commit this page starts below"))),
+                    ("before", "the timeline commit this page starts below"),
+                    ("number", "only the changes about this deployment"))),
     Endpoint("POST", TARGET + "/comments", api.comment, MODIFY_DEPLOYMENTS,
              "add a comment to the timeline (git deploy comment)", body=bodies.COMMENT),
     Endpoint("GET", TARGET + "/pending", api.pending, VIEW,
@@ -112,9 +114,13 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 )
 
 
-def routes() -> list[Route]:
-    return [Route(e.path, auth.guard(e.permission, e.handler), methods=[e.method],
-                  name=f"{e.method.lower()} {e.path}") for e in ENDPOINTS]
+def routes() -> list[BaseRoute]:
+    from git_deployments.web import pages
+
+    found: list[BaseRoute] = [Route(e.path, auth.guard(e.permission, e.handler),
+                                    methods=[e.method], name=f"{e.method.lower()} {e.path}")
+                              for e in ENDPOINTS]
+    return found + pages.routes()
 
 
 # --- middleware ---------------------------------------------------------------------------------
@@ -156,6 +162,41 @@ class AccessLog:
             self.stream.flush()
 
 
+# the dashboard's pages load only their own script and style sheet, and nothing frames them
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+SECURITY_HEADERS = (
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+)
+SECURITY_HEADER_NAMES = frozenset(name for name, _ in SECURITY_HEADERS)
+
+
+class SecurityHeaders:
+    """The same security headers on every answer: pages, the API, static files and errors."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", [])
+                           if k.lower() not in SECURITY_HEADER_NAMES]
+                message = {**message, "headers": headers + list(SECURITY_HEADERS)}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 class InternalErrors:
     """An unexpected error is answered 500 with a JSON error and logged in one line (the
     traceback only with --debug): no answer ever carries a traceback."""
@@ -193,14 +234,23 @@ class InternalErrors:
             await response(scope, receive, send)
 
 
+def _answer_error(request: Request, error: ApiError) -> Response:
+    """JSON for the API, a page for the dashboard."""
+    from git_deployments.web import pages
+
+    if pages.is_page(request):
+        return pages.error_page(request, error)
+    return error_response(error)
+
+
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc)
+    return _answer_error(request, exc)
 
 
 async def _deploy_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DeployError)
-    return error_response(from_deploy_error(exc))
+    return _answer_error(request, from_deploy_error(exc))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -208,9 +258,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     codes = {404: "not_found", 405: "method_not_allowed"}
     message = {404: f"no such endpoint: {request.url.path}",
                405: f"{request.method} is not allowed on {request.url.path}"}
-    return error_response(ApiError(exc.status_code, codes.get(exc.status_code, "bad_request"),
-                                   message.get(exc.status_code, str(exc.detail)),
-                                   dict(exc.headers or {})))
+    return _answer_error(request, ApiError(exc.status_code,
+                                           codes.get(exc.status_code, "bad_request"),
+                                           message.get(exc.status_code, str(exc.detail)),
+                                           dict(exc.headers or {})))
 
 
 # --- the application ----------------------------------------------------------------------------
@@ -219,14 +270,21 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 def create_app(projects: Projects, *, debug: bool = False, log: Any = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        from git_deployments.web import pages
+        from git_deployments.web.sessions import SessionStore
+
         app.state.projects = projects
         app.state.cache = AnswerCache()
+        app.state.templates = pages.environment()
+        app.state.code_stamp = pages.code_stamp()
+        app.state.sessions = SessionStore(projects.tokens.directory / "sessions")
         yield
 
     return Starlette(
         routes=routes(),
         middleware=[
             Middleware(AccessLog, stream=log),
+            Middleware(SecurityHeaders),
             Middleware(InternalErrors, debug=debug),
             Middleware(AuthenticationMiddleware, backend=auth.TokenBackend(projects.tokens),
                        on_error=auth.refused),

@@ -8,6 +8,7 @@ anonymous reading where a project's operator turned it on."""
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ from starlette.responses import Response
 from git_deployments.access.tokens import PERMISSION_NAMES, VIEW, Token, TokenStore
 from git_deployments.errors import DeployError, NotFound
 from git_deployments.web.http import ApiError, error_response, from_deploy_error
+from git_deployments.web.sessions import COOKIE, Session
 
 if TYPE_CHECKING:
     from git_deployments.web.projects import Project, Projects
@@ -32,8 +34,9 @@ CHALLENGE = {"WWW-Authenticate": 'Bearer realm="git-deploy"'}
 
 
 class TokenUser(BaseUser):
-    def __init__(self, token: Token) -> None:
+    def __init__(self, token: Token, session: Session | None = None) -> None:
         self.token = token
+        self.session = session  # set when the token came from a dashboard session
 
     @property
     def is_authenticated(self) -> bool:
@@ -58,7 +61,7 @@ class TokenBackend(AuthenticationBackend):
 
         header = conn.headers.get("authorization")
         if header is None:
-            return None
+            return self._from_session(conn)
         scheme, _, secret = header.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise AuthenticationError("the Authorization header must be 'Bearer <token>'")
@@ -72,6 +75,32 @@ class TokenBackend(AuthenticationBackend):
         if state != "active":
             raise AuthenticationError(f"token '{token.name}' is {state}")
         return AuthCredentials(list(token.permissions)), TokenUser(token)
+
+
+    def _from_session(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
+        """A dashboard session's token, while the token is active. A session opens pages and
+        reads; a write through the API needs the token itself (a form's CSRF token is checked
+        by the page that takes it, and the API takes no forms)."""
+        from git_deployments.core.intake import clock
+        from git_deployments.web.sessions import session_of
+
+        if conn.scope["type"] != "http" or COOKIE not in conn.cookies:
+            return None
+        if conn.url.path.startswith("/api/") and conn.scope["method"] not in ("GET", "HEAD"):
+            return None
+        session = session_of(conn)
+        if session is None:
+            return None
+        try:
+            tokens = self.tokens.tokens()
+        except DeployError:
+            return None
+        for token in tokens:
+            if token.name == session.token and hmac.compare_digest(token.digest, session.digest):
+                if token.state(clock()) != "active":
+                    return None
+                return AuthCredentials(list(token.permissions)), TokenUser(token, session)
+        return None
 
 
 def refused(conn: HTTPConnection, exc: AuthenticationError) -> Response:
@@ -97,6 +126,16 @@ def check(request: Request, permission: str, project: Project | None) -> None:
     if not user.token.allows(permission, project.name if project is not None else None):
         raise ApiError(403, "forbidden", f"token '{user.token.name}' is for project "
                                          f"'{user.token.project}' only")
+
+
+def allowed(request: Request, permission: str, project: Project | None) -> bool:
+    """Whether the asker may do what `permission` names on `project` (pages show a control
+    only where it is)."""
+    try:
+        check(request, permission, project)
+    except ApiError:
+        return False
+    return True
 
 
 def visible(request: Request, project: Project) -> bool:

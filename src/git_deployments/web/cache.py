@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from threading import Lock
 from typing import TYPE_CHECKING, Any
 
@@ -20,33 +20,26 @@ from starlette.responses import Response
 from git_deployments.web.http import JSON_TYPE, encode
 
 if TYPE_CHECKING:
-    from git_deployments.core.store import Store
     from git_deployments.web.projects import Project
+    from git_deployments.web.queries import Query
 
 MAX_ENTRIES = 2048
 MAX_BYTES = 64 << 20
 STABLE_TRIES = 3
 # what every answer may be served again under: revalidate with the ETag each time
-CACHE_HEADERS = {"Cache-Control": "no-cache", "Vary": "Authorization"}
-
-# the ref sources an answer depends on: a name ending in '/' is every ref under it
-DEPLOYMENTS = "refs/deployments/"
-BRANCHES = ("refs/heads/", "refs/remotes/", "HEAD")
-EVERY_REF = ("refs/", "HEAD")
-
-
-def target_ref(key: str) -> str:
-    return DEPLOYMENTS + key
-
+CACHE_HEADERS = {"Cache-Control": "no-cache", "Vary": "Authorization, Cookie"}
 
 class Answer:
     """A kept answer: its body and headers, as one response sent again to everyone who asks
-    (a Starlette Response is not changed by being sent)."""
+    (a Starlette Response is not changed by being sent), and the data the body encodes, for a
+    page to render."""
 
-    def __init__(self, etag: str, body: bytes, headers: tuple[tuple[str, str], ...] = ()
-                 ) -> None:
+    def __init__(self, etag: str, body: bytes, headers: tuple[tuple[str, str], ...] = (),
+                 data: Any = None) -> None:
         self.etag = etag
         self.body = body
+        self.headers = headers
+        self.data = data
         self._response = Response(body, media_type=JSON_TYPE,
                                   headers={**CACHE_HEADERS, "ETag": etag, **dict(headers)})
 
@@ -102,10 +95,9 @@ def fingerprint(project: Project, sources: Sequence[str]) -> tuple[Any, ...]:
     return tuple(parts)
 
 
-def etag_of(project: Project, request: Request, extra: Sequence[Any],
+def etag_of(project: Project, path: str, params: Sequence[tuple[str, str]],
             state: tuple[Any, ...]) -> str:
-    scope = request.scope
-    key = repr((project.name, scope["path"], scope["query_string"], tuple(extra), state))
+    key = repr((project.name, path, sorted(params), state))
     return '"' + hashlib.blake2b(key.encode("utf-8", "surrogateescape"),
                                  digest_size=16).hexdigest() + '"'
 
@@ -118,34 +110,44 @@ def _matches(request: Request, etag: str) -> bool:
     return etag in tags or "*" in tags
 
 
-async def answer(request: Request, project: Project, sources: Sequence[str],
-                 compute: Callable[[Store], Any], *, extra: Sequence[Any] = (),
-                 headers: Callable[[Any], dict[str, str]] | None = None) -> Response:
-    """A GET's answer: 304 when the client has it, from memory when the tips are unchanged,
-    else computed (in a worker thread) and kept — only when the tips did not move meanwhile,
-    so a kept answer always belongs to its key."""
-    cache: AnswerCache = request.app.state.cache
+def not_modified(etag: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(status_code=304, headers={**(headers or CACHE_HEADERS), "ETag": etag})
+
+
+async def fetch(cache: AnswerCache, project: Project, query: Query) -> Answer:
+    """A query's answer: from memory when the tips are unchanged, else computed (in a worker
+    thread) and kept — only when the tips did not move meanwhile, so a kept answer always
+    belongs to its key."""
     for _ in range(STABLE_TRIES):
-        before = fingerprint(project, sources)
-        etag = etag_of(project, request, extra, before)
-        if _matches(request, etag):
-            return Response(status_code=304, headers={**CACHE_HEADERS, "ETag": etag})
+        before = fingerprint(project, query.sources)
+        etag = etag_of(project, query.path, query.params, before)
         kept = cache.get(etag)
         if kept is not None:
-            return kept.response()
-        def work() -> tuple[bytes, tuple[tuple[str, str], ...]]:
-            data = compute(project.store())  # a long answer is encoded off the event loop too
-            return encode(data), tuple((headers(data) if headers else {}).items())
+            return kept
 
-        body, extra_headers = await run_in_threadpool(work)
-        if fingerprint(project, sources) == before:
-            fresh = Answer(etag, body, extra_headers)
+        def work() -> tuple[Any, bytes, tuple[tuple[str, str], ...]]:
+            data = query.compute(project.store())  # a long answer is encoded off the loop too
+            found = tuple((query.next_page(data) if query.next_page else {}).items())
+            return data, encode(data), found
+
+        data, body, extra_headers = await run_in_threadpool(work)
+        if fingerprint(project, query.sources) == before:
+            fresh = Answer(etag, body, extra_headers, data)
             cache.put(fresh)
-            return fresh.response()
+            return fresh
     # still moving after every try: what was read is answered, under a tag no later request
     # can match (it belongs to no one state of the refs)
-    once = etag_of(project, request, extra, (os.urandom(16),))
-    return Answer(once, body, extra_headers).response()
+    once = etag_of(project, query.path, query.params, (os.urandom(16),))
+    return Answer(once, body, extra_headers, data)
+
+
+async def answer(request: Request, project: Project, query: Query) -> Response:
+    """A GET's answer: 304 when the client has it (nothing computed), else `fetch`'s."""
+    etag = etag_of(project, query.path, query.params, fingerprint(project, query.sources))
+    if _matches(request, etag):
+        return not_modified(etag)
+    found = await fetch(request.app.state.cache, project, query)
+    return found.response()
 
 
 def answer_now(request: Request, state: Any, data: Any) -> Response:
