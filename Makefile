@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml man/git-deploy.1
 demo: setup
 	$(BIN)/python sample-repo/demo.py
 
-test: setup
+test: check
 	$(BIN)/python -m pytest
 
 serve: setup
