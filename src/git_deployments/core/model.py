@@ -143,7 +143,7 @@ def timeouts_problem(hanging_after: int | None, failed_after: int | None) -> str
     """Why a target cannot have these timeouts together, or None: it must be able to hang
     before it fails."""
     if hanging_after is not None and failed_after is not None and hanging_after >= failed_after:
-        from git_deployments.core.timeutil import format_duration
+        from git_deployments.core.durations import format_duration
 
         return (f"hanging after ({format_duration(hanging_after)}) must be shorter than failed "
                 f"after ({format_duration(failed_after)})")

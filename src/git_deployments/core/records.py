@@ -112,6 +112,8 @@ def load_data(raw: bytes, where: str, limit: int = MAX_RECORD_BYTES) -> Any:
 
 def load(model: type[M], raw: bytes, where: str, limit: int = MAX_RECORD_BYTES) -> M:
     data = load_data(raw, where, limit)
+    if not isinstance(data, dict):
+        raise CorruptRecord(f"{where}: invalid record (not a mapping of fields)")
     try:
         return model.model_validate(data)
     except InvalidValue as exc:

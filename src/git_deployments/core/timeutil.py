@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+from git_deployments.core.durations import format_duration as format_duration  # re-exported
 from git_deployments.core.model import EARLIEST, duration_problem, moment_problem
 from git_deployments.errors import DeployError
 
@@ -30,15 +31,6 @@ def parse_duration(text: str) -> int:
     if problem:
         raise DeployError(f"invalid duration {text!r}: {problem}")
     return seconds
-
-
-def format_duration(seconds: int) -> str:
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return "".join(parts) or "0s"
 
 
 def parse_datetime(text: str, *, reference: datetime | None = None) -> datetime:
