@@ -1,17 +1,20 @@
-# The README's two commands: `make demo` and `make test`. Both set up .venv first.
+# The README's commands: `make demo`, `make test`, and (optional) `make serve`, the sample's
+# dashboard in a browser. Each sets up .venv first.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup demo test check reliability bench clean
+.PHONY: setup demo test serve check reliability bench clean
+
+PORT ?= 8000
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml man/git-deploy.1
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,server]'
 	# an editable install skips data files: put the manual where `git deploy --help` finds it
 	install -D -m 644 man/git-deploy.1 $(VENV)/share/man/man1/git-deploy.1
 	touch $@
@@ -19,8 +22,11 @@ $(VENV)/.installed: pyproject.toml man/git-deploy.1
 demo: setup
 	$(BIN)/python sample-repo/demo.py
 
-test: setup
+test: check
 	$(BIN)/python -m pytest
+
+serve: setup
+	$(BIN)/python sample-repo/serve.py --port $(PORT)
 
 # the quality gates: lint (ruff) and strict types (mypy, configured in pyproject.toml)
 check: setup

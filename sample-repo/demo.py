@@ -153,7 +153,8 @@ def main() -> int:
     demo.deploy("list", "staging", "-n", "2")
 
     print(f"That was the life of a deployment. Try your own commands in {generate.shown(work)};"
-          " 'git deploy -h' lists them all, 'git deploy --help' is the manual.")
+          " 'git deploy -h' lists them all, 'git deploy --help' is the manual, and 'make serve'"
+          " opens it all in a browser.")
     return 0
 
 

@@ -16,7 +16,11 @@ BIN = Path(sys.executable).parent
 
 @pytest.fixture(autouse=True)
 def hermetic(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    home = tmp_path_factory.mktemp("home")
+    hermetic_environment(monkeypatch, tmp_path_factory.mktemp("home"))
+
+
+def hermetic_environment(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """The environment every test runs in (also for a fixture shared by a module's tests)."""
     for name in list(os.environ):
         if name.startswith(("GIT_", "GITHUB_", "GITLAB_", "CI_", "JENKINS_", "TEAMCITY_",
                             "BUILD_")) or name in ("CI",):

@@ -277,7 +277,7 @@ def test_doctor_keeps_a_lock_file_a_process_has_open(timeline: Path, deploy: Dep
         result = deploy("doctor")
         assert result.stdout == "kept packed-refs.lock: the lock is open in a running process\n"
     result = deploy("doctor")
-    # aged 10 minutes before the first doctor: the second may see a second or two more
+    # aged 10 minutes; a busy machine may take a few seconds more to get here
     assert re.match(r"removed packed-refs\.lock: left 10m(\d+s)? ago by a process that stopped "
                     r"while rewriting packed-refs", result.stdout), result.stdout
     assert not lock.exists()

@@ -187,7 +187,7 @@ def plant(repo: Path, files: dict[str, bytes], key: str = "prod") -> None:
     ({"index.yaml": b"a: &x [1]\nb: *x\n"}, "anchors are not allowed"),
     ({"index.yaml": b"\xff\xfe"}, "not valid UTF-8"),
     ({"index.yaml": b"x: " + b"y" * 600_000}, "more than the"),
-    ({"index.yaml": b"next_number: many\n"}, "invalid record"),
+    ({"index.yaml": b"next_number: many\n"}, "invalid next number"),
     ({"target.yaml": b"!!python/object/apply:os.system ['echo hi']\n"}, "not valid YAML"),
     ({"deployments/1.yaml": b"[" * 50 + b"]" * 50}, "nested too deeply"),
 ])

@@ -307,6 +307,18 @@ def test_hostile_objects_are_refused_with_a_reason(shared: Deploy, server: Path,
     assert server_refs(server) == before
 
 
+def test_a_change_dated_days_ahead_is_refused(shared: Deploy, server: Path) -> None:  # noqa: F811
+    # written by git deploy itself, legitimate but for its clock, set ahead
+    shared("comment", "production", "-m", "from the future", env={"GIT_DEPLOY_NOW": "+3d"})
+    ahead = ref_of(shared.cwd)
+    assert ahead is not None
+    before = ref_of(server)
+    [line] = refused(push(shared, REF))
+    assert line.startswith(f"error: {REF}: {ahead[:12]}: it is dated ") and \
+        "ahead of this clock" in line
+    assert ref_of(server) == before
+
+
 def test_a_ref_name_that_is_not_utf8_is_refused(shared: Deploy, server: Path) -> None:  # noqa: F811
     ref = b"refs/deployments/\xff".decode("utf-8", "surrogateescape")
     result = subprocess.run(["git", "push", "origin", f"{REF}:{ref}"], cwd=shared.cwd,

@@ -28,6 +28,8 @@ COMMAND_MODULES = (
     "git_deployments.commands.run",
     "git_deployments.commands.care",
     "git_deployments.commands.watch",
+    "git_deployments.commands.tokens",
+    "git_deployments.commands.serve",
 )
 
 # what writing the output can meet (`> /dev/full`, a quota, a file size limit)

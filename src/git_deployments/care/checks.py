@@ -205,7 +205,9 @@ def _age(path: Path) -> float | None:
 def _ago(seconds: float) -> str:
     from git_deployments.core.timeutil import format_duration
 
-    return f"{format_duration(max(1, int(seconds)))} ago"
+    whole = max(1, int(seconds))
+    # past a minute, seconds only say how long this process took to look
+    return f"{format_duration(whole - whole % 60 if whole >= 60 else whole)} ago"
 
 
 def open_files() -> set[str] | None:

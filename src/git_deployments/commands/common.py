@@ -38,7 +38,10 @@ def add_write_options(parser: argparse.ArgumentParser) -> None:
 
 
 def number(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or len(text) > 12 or int(text) < 1:
+    from git_deployments.core.model import MAX_NUMBER
+
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_NUMBER)) or \
+            not 1 <= int(text) <= MAX_NUMBER:
         raise DeployError(f"invalid deployment number {text!r}: expected 1, 2, 3...")
     return int(text)
 

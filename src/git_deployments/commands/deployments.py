@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
 from git_deployments.commands.common import Run, add_write_options, number, runs, target_key
-from git_deployments.commands.output import Output, deployment_json
+from git_deployments.commands.output import Output
+from git_deployments.reading.deployments import write_json
 
 if TYPE_CHECKING:
     from git_deployments.commands.context import Context
@@ -128,14 +129,7 @@ def report(result: WriteResult, as_json: bool, stream: TextIO | None = None) -> 
     out = Output(as_json, stream)
     record = result.record
     if as_json:
-        data: dict[str, Any] = {"timeline_commit": result.commit,
-                                "effects": [{"number": e.number,
-                                             "from": str(e.old) if e.old else None,
-                                             "to": str(e.new) if e.new else None}
-                                            for e in result.change.effects]}
-        if record is not None:
-            data["deployment"] = deployment_json(result.key, record)
-        out.json(data)
+        out.json(write_json(result))
         return 0
     out.line(result.change.subject)
     for effect in result.change.effects:
@@ -156,40 +150,20 @@ def cmd_deploy(ctx: Context, op: str, options: DeployOptions, at: str | None = N
 def deploy_request(ctx: Context, op: str, options: DeployOptions, at: str | None = None,
                    number: int | None = None) -> Deploy:
     """The Deploy request a schedule/start/finish/fail command line asks for."""
-    from git_deployments.core import ci, intake
-    from git_deployments.core.model import Deploy
-    from git_deployments.core.timeutil import parse_datetime
+    from git_deployments.core import intake
 
-    target = intake.default_target(options.target)
-    snap = ctx.store.existing(target)
-    record_target, _ = snap.require()
-    refs = intake.resolve_refs(ctx.git, record_target, options.commit, branch=options.branch,
-                               op=op)
-    context = ci.detect()
-    version = options.version
-    if version is None and context and context.version and (options.commit or op in (
-            "schedule", "start")):
-        version = context.version
-    fields: dict[str, Any] = {
-        "op": op, "commits": refs, "version": version, "description": options.description,
-        "reason": options.reason,
-        "external_link": intake.external_link(options.ext_label, options.ext_url),
-    }
-    if at is not None:
-        fields["scheduled_for"] = parse_datetime(at, reference=intake.clock())
-    if number is not None:
-        fields["number"] = number
-    return intake.new_request(Deploy, ctx.git, target, **fields)
+    return intake.deploy_request(ctx.store, op, options.target, version=options.version,
+                                 commits=options.commit, branch=options.branch,
+                                 ext_label=options.ext_label, ext_url=options.ext_url,
+                                 description=options.description, reason=options.reason,
+                                 at=at, number=number)
 
 
 def cmd_set_status(ctx: Context, target: str, number: int, status: str, reason: str | None,
                    as_json: bool = False) -> int:
     from git_deployments.core import intake
-    from git_deployments.core.model import SetStatus
 
-    ctx.store.existing(target)
-    request = intake.new_request(SetStatus, ctx.git, target, number=number, status=status,
-                                 reason=reason)
+    request = intake.set_status_request(ctx.store, target, number, status, reason)
     return report(ctx.write(request), as_json)
 
 
@@ -197,42 +171,23 @@ def cmd_edit(ctx: Context, target: str, number: int, version: str | None, descri
              ext_label: str | None, ext_url: str | None, at: str | None,
              as_json: bool = False) -> int:
     from git_deployments.core import intake
-    from git_deployments.core.model import Edit
-    from git_deployments.core.timeutil import parse_datetime
 
-    _, record = ctx.store.deployment(target, number)
-    link = None
-    if ext_label is not None or ext_url is not None:
-        old = record.external_link
-        link = intake.external_link(
-            ext_label if ext_label is not None else (old.label if old else ""),
-            ext_url if ext_url is not None else (old.url if old else ""))
-    request = intake.new_request(
-        Edit, ctx.git, target, number=number, version=version, description=description,
-        external_link=link, scheduled_for=parse_datetime(at) if at else None)
+    request = intake.edit_request(ctx.store, target, number, version=version,
+                                  description=description, ext_label=ext_label,
+                                  ext_url=ext_url, at=at)
     return report(ctx.write(request), as_json)
 
 
 def cmd_delete(ctx: Context, target: str, number: int, as_json: bool = False) -> int:
     from git_deployments.core import intake
-    from git_deployments.core.model import Delete
 
-    ctx.store.deployment(target, number)
-    request = intake.new_request(Delete, ctx.git, target, number=number)
+    request = intake.delete_request(ctx.store, target, number)
     return report(ctx.write(request), as_json)
 
 
 def cmd_comment(ctx: Context, target: str, number: int | None, message: str,
                 as_json: bool = False) -> int:
     from git_deployments.core import intake
-    from git_deployments.core.model import Comment
-    from git_deployments.errors import DeployError
 
-    if not message.strip():
-        raise DeployError("invalid comment: it is empty")
-    if number is not None:
-        ctx.store.deployment(target, number)
-    else:
-        ctx.store.existing(target)
-    request = intake.new_request(Comment, ctx.git, target, number=number, text=message)
+    request = intake.comment_request(ctx.store, target, number, message)
     return report(ctx.write(request), as_json)

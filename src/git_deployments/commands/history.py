@@ -161,10 +161,32 @@ def _indented(encoded: str, depth: int) -> str:
     return "[\n" + pad + joined + "\n" + "  " * depth + "]"
 
 
-def _emit(out: Output, data: Any, lists: dict[str, tuple[list[dict[str, Any]], int]]) -> None:
-    """Print `data` as indented JSON, each placeholder string replaced by its list, written
+def _with_placeholders(data: Any, lists: dict[str, tuple[list[dict[str, Any]], int]],
+                       depth: int = 0) -> Any:
+    """`data` with each list of commits (under a key of COMMIT_LISTS) put aside in `lists` and
+    replaced by a placeholder string; `depth` is how deep the value sits in the JSON."""
+    from git_deployments.reading.history import COMMIT_LISTS
+
+    if isinstance(data, dict):
+        copy = {}
+        for name, value in data.items():
+            if name in COMMIT_LISTS and isinstance(value, list):
+                tag = str(len(lists))
+                lists[tag] = (value, depth + 1)
+                copy[name] = _PLACEHOLDER.format(tag)
+            else:
+                copy[name] = _with_placeholders(value, lists, depth + 1)
+        return copy
+    if isinstance(data, list):
+        return [_with_placeholders(item, lists, depth + 1) for item in data]
+    return data
+
+
+def _emit(out: Output, data: Any) -> None:
+    """Print `data` as indented JSON with one commit per line in its lists of commits, written
     piece by piece rather than joined into one large string."""
-    envelope = json.dumps(data, indent=2, ensure_ascii=False)
+    lists: dict[str, tuple[list[dict[str, Any]], int]] = {}
+    envelope = json.dumps(_with_placeholders(data, lists), indent=2, ensure_ascii=False)
     encoded: dict[int, str] = {}  # a list given twice (one repository's, and all) encoded once
     pieces = _ENCODED_PLACEHOLDER.split(envelope)
     for i, piece in enumerate(pieces):
@@ -176,22 +198,6 @@ def _emit(out: Output, data: Any, lists: dict[str, tuple[list[dict[str, Any]], i
             encoded[id(entries)] = _encode_list(entries)
         out.stream.write(_indented(encoded[id(entries)], depth))
     out.stream.write("\n")
-
-
-def _ranges_json(ranges: list[RepoRange]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """`repositories` (each with its own list) and the flat `commits`, as placeholders."""
-    lists: dict[str, Any] = {}
-    repositories = []
-    flat: list[dict[str, Any]] = []
-    for i, span in enumerate(ranges):
-        entry = span.as_json(with_commits=False)
-        entries = [c.as_json(span.repository) for c in span.commits]
-        flat.extend(entries)
-        entry["commits"] = _PLACEHOLDER.format(i)
-        lists[str(i)] = (entries, 3)
-        repositories.append(entry)
-    lists["all"] = (lists["0"][0] if len(ranges) == 1 else flat, 1)
-    return {"repositories": repositories, "commits": _PLACEHOLDER.format("all")}, lists
 
 
 # --- human output --------------------------------------------------------------------------------
@@ -246,13 +252,9 @@ def _print_range(out: Output, key: str, span: RepoRange, what: str) -> None:
         _commit_lines(out, span.removed, "  - ")
 
 
-def brought_summary(store: Any, key: str, record: Deployment
-                    ) -> tuple[list[dict[str, Any]], list[str]]:
+def brought_lines(key: str, record: Deployment, counts: list[dict[str, Any]]) -> list[str]:
     """What `show` says about a deployment's commits: per repository how many it brought,
     and the command that lists them."""
-    from git_deployments.history import questions as history
-
-    counts = history.brought_counts(store, key, record)
     lines = []
     for entry in counts:
         where = f"{entry['repository']}:{entry['branch']}"
@@ -266,7 +268,7 @@ def brought_summary(store: Any, key: str, record: Deployment
         lines.append(f"  brought      {text}")
     if lines:
         lines.append(f"               (list them: git deploy commits {key} {record.number})")
-    return counts, lines
+    return lines
 
 
 # --- commits -------------------------------------------------------------------------------------
@@ -280,10 +282,9 @@ def cmd_commits(ctx: Context, target: str, number: int | None = None,
     record = result.record
     out = Output(as_json)
     if as_json:
-        body, lists = _ranges_json(result.ranges)
-        _emit(out, {"target": target, "number": record.number, "version": record.version,
-                    "status": str(record.status), "rollback_of": record.rollback_of,
-                    "first": result.first, **body}, lists)
+        from git_deployments.reading.history import brought_json
+
+        _emit(out, brought_json(result))
         return 0
     _heading(out, target, record)
     if not result.ranges:
@@ -305,9 +306,9 @@ def cmd_pending(ctx: Context, target: str, branch: str | None = None,
     out = Output(as_json)
     current = result.current
     if as_json:
-        body, lists = _ranges_json(result.ranges)
-        _emit(out, {"target": target, "current": current.number if current else None,
-                    "count": sum(len(s.commits) for s in result.ranges), **body}, lists)
+        from git_deployments.reading.history import pending_json
+
+        _emit(out, pending_json(result))
         return 0
     if current is None:
         out.line(f"{target}: nothing deployed yet; the next deployment brings the branch's "
@@ -351,7 +352,9 @@ def cmd_contains(ctx: Context, commit: str, targets: list[str] | None = None,
     answers = result.answers
     out = Output(as_json)
     if as_json:
-        out.json([a.as_json() for a in answers])
+        from git_deployments.reading.history import contains_json
+
+        out.json(contains_json(result))
         return 0
     where = f"  (repository {result.elsewhere})" if result.elsewhere else ""
     out.line(out.bold(f"commit {result.commit[:12]}") + f"  {result.summary}{where}")
@@ -393,29 +396,10 @@ def cmd_compare(ctx: Context, a: str, b: str, as_json: bool = False) -> int:
     result = history.compare(ctx.store, a, b)
     out = Output(as_json)
 
-    def side(s: Any) -> dict[str, Any]:
-        current = s.current
-        return {"target": s.key, "current": current.number if current else None,
-                "version": current.version if current else None}
-
     if as_json:
-        lists: dict[str, Any] = {}
-        repositories = []
-        all_b: list[dict[str, Any]] = []
-        all_a: list[dict[str, Any]] = []
-        for i, (repository, only_b, only_a, problem) in enumerate(result.repositories):
-            b_entries = [c.as_json(repository) for c in only_b]
-            a_entries = [c.as_json(repository) for c in only_a]
-            all_b.extend(b_entries)
-            all_a.extend(a_entries)
-            lists[f"b{i}"], lists[f"a{i}"] = (b_entries, 3), (a_entries, 3)
-            repositories.append({"repository": repository, "problem": problem,
-                                 "only_in_b": _PLACEHOLDER.format(f"b{i}"),
-                                 "only_in_a": _PLACEHOLDER.format(f"a{i}")})
-        lists["b"], lists["a"] = (all_b, 1), (all_a, 1)
-        _emit(out, {"a": side(result.a), "b": side(result.b), "repositories": repositories,
-                    "only_in_b": _PLACEHOLDER.format("b"),
-                    "only_in_a": _PLACEHOLDER.format("a")}, lists)
+        from git_deployments.reading.history import compare_json
+
+        _emit(out, compare_json(result))
         return 0
     for s in (result.a, result.b):
         if s.current is None:
@@ -440,21 +424,15 @@ def cmd_compare(ctx: Context, a: str, b: str, as_json: bool = False) -> int:
 
 def cmd_issues(ctx: Context, target: str, number: int | None = None,
                max_count: int | None = None, as_json: bool = False) -> int:
-    from git_deployments.history import questions as history
+    from git_deployments.reading.history import issues as find_issues
 
-    patterns, defaults = history.issue_patterns(ctx.git)
-    result = history.brought(ctx.store, target, number, max_count=max_count, full=True)
-    messages = [(span.repository, c) for span in result.ranges for c in span.commits]
-    merges, issues = history.issues_in(messages, patterns, defaults)  # type: ignore[arg-type]
-    record = result.record
+    found = find_issues(ctx.store, target, number, max_count)
     out = Output(as_json)
     if as_json:
-        out.json({"target": target, "number": record.number, "version": record.version,
-                  "status": str(record.status),
-                  "repositories": [s.as_json(with_commits=False) for s in result.ranges],
-                  "merges": [m.as_json() for m in merges],
-                  "issues": [i.as_json() for i in issues]})
+        out.json(found.as_json())
         return 0
+    result, merges, issues = found.brought, found.merges, found.issues
+    record = result.record
     _heading(out, target, record)
     for span in result.ranges:
         if span.problem:

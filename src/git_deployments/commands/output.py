@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-from git_deployments.core.model import Deployment, Status
+from git_deployments.core.model import Status
 
 _COLOURS = {
     Status.SCHEDULED: "36", Status.DEPLOYING: "33", Status.HANGING: "35",
@@ -82,8 +82,3 @@ def _default(value: Any) -> Any:
         return iso(value)
     raise TypeError(f"cannot encode {type(value).__name__}")
 
-
-def deployment_json(key: str, record: Deployment) -> dict[str, Any]:
-    data: dict[str, Any] = {"target": key}
-    data.update(record.model_dump(mode="json"))
-    return data

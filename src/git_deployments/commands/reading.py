@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import heapq
+import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from git_deployments.commands.common import add_json, count, number, runs, target_key
-from git_deployments.commands.output import Output, deployment_json
+from git_deployments.commands.output import Output
 from git_deployments.core.model import Deployment, Status
 from git_deployments.core.timeutil import iso, relative, span
-from git_deployments.errors import NotFound
+from git_deployments.reading.deployments import deployment_json
 
 if TYPE_CHECKING:
     from git_deployments.commands.context import Context
-
-NEWEST_SCAN = 1000  # how far back `show` looks past deleted deployments for the newest one
 
 
 def register(subparsers: Any) -> None:
@@ -56,41 +55,23 @@ def clock() -> datetime:
     return intake_clock()
 
 
-def target_status(store: Any, key: str) -> dict[str, Any]:
-    """One target's summary, from its index and at most a few records: O(1) in history (the
-    pending count walks at most PENDING_CAP commits)."""
-    from git_deployments.history.counting import pending_count
-
-    snap = store.snapshot(key)
-    target, index = snap.require()
-    current = snap.record(index.current) if index.current else None
-    in_flight = snap.record(index.in_flight) if index.in_flight else None
-    scheduled = [r for r in (snap.record(n) for n in sorted({e.number for e in index.scheduled}))
-                 if r is not None]
-    pending = pending_count(store.git, target, current)
-    return {
-        "target": key, "name": target.name, "archived": target.archived,
-        "current": deployment_json(key, current) if current else None,
-        "current_since": iso(current.since) if current else None,
-        "in_flight": deployment_json(key, in_flight) if in_flight else None,
-        "scheduled": [deployment_json(key, r) for r in scheduled],
-        "pending": pending.count, "pending_capped": pending.capped,
-        "deployments": index.count,
-        "timeline_commit": snap.tip,
-    }
-
-
 def cmd_status(ctx: Context, all: bool = False, as_json: bool = False) -> int:
-    store = ctx.store
+    from git_deployments.reading.status import status
+
     out = Output(as_json)
-    rows = [target_status(store, key) for key in store.keys()]
-    rows = [r for r in rows if all or not r["archived"]]
+    entries = status(ctx.store, include_archived=all)
+    rows = [row for row in entries if "error" not in row]
+    unreadable = [row for row in entries if "error" in row]
+    code = 1 if unreadable else 0
     if as_json:
-        out.json(rows)
-        return 0
+        out.json(entries)
+        return code
+    for row in unreadable:
+        print(f"error: {row['error']}", file=sys.stderr)
     if not rows:
-        out.line("no targets yet; create one with 'git deploy target create <key>'")
-        return 0
+        if not unreadable:
+            out.line("no targets yet; create one with 'git deploy target create <key>'")
+        return code
     now = clock()
     table = []
     for row in rows:
@@ -108,7 +89,7 @@ def cmd_status(ctx: Context, all: bool = False, as_json: bool = False) -> int:
             f"{row['pending']}{'+' if row['pending_capped'] else ''}",
         ))
     out.table(["TARGET", "CURRENT", "FOR", "IN FLIGHT", "SCHEDULED", "PENDING"], table)
-    return 0
+    return code
 
 
 def _record(data: dict[str, Any] | None) -> Any:
@@ -121,20 +102,10 @@ def _record(data: dict[str, Any] | None) -> Any:
 # --- list and show -----------------------------------------------------------------------------
 
 
-def newest_first(snap: Any, index: Any, statuses: set[str] | None, limit: int) -> list[Deployment]:
-    """Records from the newest number down, reading only as many as needed."""
-    found: list[Deployment] = []
-    for n in range(index.next_number - 1, 0, -1):
-        if limit and len(found) >= limit:
-            break
-        record = snap.record(n)
-        if record is not None and (not statuses or record.status in statuses):
-            found.append(record)
-    return found
-
-
 def cmd_list(ctx: Context, target: str, status: list[str] | None = None, limit: int = 50,
              as_json: bool = False) -> int:
+    from git_deployments.reading.deployments import newest_first
+
     snap = ctx.store.existing(target)
     _, index = snap.require()
     found = newest_first(snap, index, set(status) if status else None, max(limit, 0))
@@ -165,30 +136,17 @@ def deployed_by(record: Deployment) -> str:
 
 
 def cmd_show(ctx: Context, target: str, number: int | None = None, as_json: bool = False) -> int:
-    snap = ctx.store.existing(target)
-    _, index = snap.require()
-    if number is None:
-        newest = newest_first(snap, index, None, 1)
-        if not newest:
-            from git_deployments.history.questions import no_deployments
+    from git_deployments.commands.history import brought_lines
+    from git_deployments.reading.deployments import show
 
-            raise NotFound(no_deployments(target, index))
-        record = newest[0]
-    else:
-        numbered = snap.record(number)
-        if numbered is None:
-            raise NotFound(f"target '{target}' has no deployment #{number}")
-        record = numbered
-    from git_deployments.commands.history import brought_summary
-
-    # the way from a deployment to its commits (git deploy commits)
-    brought, brought_lines = brought_summary(ctx.store, target, record)
+    shown = show(ctx.store, target, number)
     out = Output(as_json)
     if as_json:
-        out.json({**deployment_json(target, record), "brought": brought})
+        out.json(shown.as_json())
         return 0
-    print_deployment(out, target, record)
-    for line in brought_lines:
+    print_deployment(out, target, shown.record)
+    # the way from a deployment to its commits (git deploy commits)
+    for line in brought_lines(target, shown.record, shown.brought):
         out.line(line)
     return 0
 

@@ -16,15 +16,10 @@ from git_deployments.commands.common import (
 )
 from git_deployments.commands.output import Output
 from git_deployments.core.timeutil import format_duration, iso
-from git_deployments.errors import DeployError
 
 if TYPE_CHECKING:
     from git_deployments.commands.context import Context
     from git_deployments.core.model import Target
-
-DEFAULT_HANGING = 30 * 60
-DEFAULT_FAILED = 120 * 60
-
 
 def register(subparsers: Any) -> None:
     target = subparsers.add_parser("target", help="create, edit, show, list and archive targets",
@@ -125,85 +120,23 @@ class SettingsOptions:
                    no_schedule_on_push=False if creating else a.no_schedule_on_push)
 
 
-def _repositories(specs: list[str], existing: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    repos = [dict(r) for r in existing]
-    for spec in specs:
-        name, sep, location = spec.partition("=")
-        entry = {"name": name, "location": location if sep and location else None}
-        for repo in repos:
-            if repo["name"] == name:
-                repo["location"] = entry["location"]
-                break
-        else:
-            repos.append(entry)
-    return repos
-
-
-def _check_timeouts(settings: dict[str, Any], current: tuple[int | None, int | None]) -> None:
-    """A deployment must be able to hang before it fails: hanging after < failed after."""
-    hanging = settings.get("hanging_after", current[0])
-    failed = settings.get("failed_after", current[1])
-    if isinstance(hanging, int) and isinstance(failed, int) and hanging >= failed:
-        raise DeployError(f"invalid timeouts: --hanging-after ({format_duration(hanging)}) must "
-                          f"be shorter than --failed-after ({format_duration(failed)})")
-
-
-def _settings_from(options: SettingsOptions, existing: list[dict[str, Any]],
-                   current_timeouts: tuple[int | None, int | None] = (None, None)
-                   ) -> dict[str, Any]:
-    settings: dict[str, Any] = {}
-    if options.name is not None and not options.name.strip():
-        raise DeployError("invalid name: must not be empty (the key is shown when none is set)")
-    for name, given in (("name", options.name), ("description", options.description),
-                        ("manual_controls", options.manual_controls),
-                        ("start_requires_schedule", options.start_requires_schedule),
-                        ("schedule_on_push", options.schedule_on_push)):
-        if given is not None:
-            settings[name] = given
-    if settings.get("schedule_on_push"):  # each branch once, in the order given
-        settings["schedule_on_push"] = list(dict.fromkeys(settings["schedule_on_push"]))
-    if options.no_schedule_on_push:
-        settings["schedule_on_push"] = []
-    for name, value, default in (("hanging_after", options.hanging_after, DEFAULT_HANGING),
-                                 ("failed_after", options.failed_after, DEFAULT_FAILED)):
-        if value is not None:
-            settings[name] = default if value == "on" else value
-    _check_timeouts(settings, current_timeouts)
-    repositories = _repositories(options.repository, existing)
-    removed = set(options.remove_repository)
-    if options.repository or removed:
-        settings["repositories"] = [r for r in repositories if r["name"] not in removed]
-    return settings
-
-
 def cmd_create(ctx: Context, key: str, options: SettingsOptions, as_json: bool = False) -> int:
-    from git_deployments.core import intake
-    from git_deployments.core.model import CreateTarget
+    from dataclasses import asdict
 
-    git = ctx.git
-    home = git.default_repository_name()
-    existing = [{"name": home, "location": None}]
-    settings = _settings_from(options, existing)
-    settings.setdefault("repositories", existing)
-    request = intake.new_request(CreateTarget, git, key, repository=home, settings=settings)
+    from git_deployments.core import intake
+
+    request = intake.create_target_request(ctx.store, key, asdict(options))
     result = ctx.write(request)
     return _print_target(Output(as_json), result.change.target, result.commit,
-                         f"created target '{key}' (repository '{home}')")
+                         f"created target '{key}' (repository '{request.repository}')")
 
 
 def cmd_edit(ctx: Context, key: str, options: SettingsOptions, as_json: bool = False) -> int:
-    from git_deployments.core import intake
-    from git_deployments.core.model import EditTarget
+    from dataclasses import asdict
 
-    target, _ = ctx.store.existing(key).require()
-    if target.repository in options.remove_repository:
-        raise DeployError(f"'{target.repository}' holds the target's ref and cannot be removed")
-    existing = [r.model_dump() for r in target.repositories]
-    settings = _settings_from(options, existing, (target.hanging_after, target.failed_after))
-    if not settings:
-        raise DeployError("nothing to change: give at least one option (see "
-                          "'git deploy target edit -h')")
-    request = intake.new_request(EditTarget, ctx.git, key, settings=settings)
+    from git_deployments.core import intake
+
+    request = intake.edit_target_request(ctx.store, key, asdict(options))
     result = ctx.write(request)
     return _print_target(Output(as_json), result.change.target, result.commit,
                          f"updated target '{key}'")
@@ -211,26 +144,22 @@ def cmd_edit(ctx: Context, key: str, options: SettingsOptions, as_json: bool = F
 
 def cmd_archive(ctx: Context, key: str, archived: bool, as_json: bool = False) -> int:
     from git_deployments.core import intake
-    from git_deployments.core.model import ArchiveTarget
 
-    ctx.store.existing(key).require()
-    request = intake.new_request(ArchiveTarget, ctx.git, key, archived=archived)
+    request = intake.archive_target_request(ctx.store, key, archived)
     result = ctx.write(request)
     verb = "archived" if archived else "unarchived"
     return _print_target(Output(as_json), result.change.target, result.commit,
                          f"{verb} target '{key}'")
 
 
-def _print_target(out: Output, target: Any, commit: str, message: str) -> int:
+def _print_target(out: Output, target: Target, commit: str, message: str) -> int:
     if out.as_json:
-        out.json({**target_json(target), "timeline_commit": commit})
+        from git_deployments.reading.targets import target_written
+
+        out.json(target_written(target, commit))
     else:
         out.line(message)
     return 0
-
-
-def target_json(target: Target) -> dict[str, Any]:
-    return target.model_dump(mode="json")
 
 
 def describe_settings(target: Any) -> list[tuple[str, str]]:
@@ -255,13 +184,13 @@ def describe_settings(target: Any) -> list[tuple[str, str]]:
 
 
 def cmd_show(ctx: Context, key: str, as_json: bool = False) -> int:
-    snap = ctx.store.existing(key)
-    target, index = snap.require()
     out = Output(as_json)
     if as_json:
-        out.json({**target_json(target), "index": index.model_dump(mode="json"),
-                  "timeline_commit": snap.tip})
+        from git_deployments.reading.targets import target_show
+
+        out.json(target_show(ctx.store, key))
         return 0
+    target, index = ctx.store.existing(key).require()
     out.line(out.bold(f"target {key}"))
     for label, value in describe_settings(target):
         out.line(f"  {label + ':':<25}{value}")
@@ -270,17 +199,12 @@ def cmd_show(ctx: Context, key: str, as_json: bool = False) -> int:
 
 
 def cmd_list(ctx: Context, all: bool = False, as_json: bool = False) -> int:
-    store = ctx.store
+    from git_deployments.reading.targets import target_entry, targets
+
     out = Output(as_json)
-    rows = []
-    for key in store.keys():
-        snap = store.snapshot(key)
-        target, index = snap.require()
-        if target.archived and not all:
-            continue
-        rows.append((target, index))
+    rows = targets(ctx.store, include_archived=all)
     if as_json:
-        out.json([{**target_json(t), "deployments": i.count} for t, i in rows])
+        out.json([target_entry(t, i) for t, i in rows])
         return 0
     if not rows:
         out.line("no targets; create one with 'git deploy target create <key>'")

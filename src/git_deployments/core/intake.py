@@ -1,4 +1,8 @@
-"""Command-line input turned into requests: who asks, when, and which commits exactly."""
+"""A front end's input turned into requests: who asks, when, and which commits exactly. The
+command line and the server build every request here, so they refuse alike.
+
+With `environment=False` (the server) nothing is taken from the process's environment: no CI
+job's branch, commit, link or user, and no GIT_DEPLOY_TARGET; the asker is given as `by`."""
 
 from __future__ import annotations
 
@@ -8,22 +12,40 @@ import re
 import socket
 import uuid
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from git_deployments.core import ci
 from git_deployments.core.model import (
     COMMIT_PATTERN,
     REPOSITORY_PATTERN,
+    ArchiveTarget,
+    Comment,
     CommitRef,
+    CreateTarget,
+    Delete,
+    Deploy,
+    Edit,
+    EditTarget,
     ExternalLink,
     Request,
+    SetStatus,
     Target,
     branch_is_valid,
     key_problem,
+    timeouts_problem,
+    url_problem,
 )
 from git_deployments.core.timeutil import now, parse_datetime
 from git_deployments.errors import DeployError, NotFound, UsageError
 from git_deployments.git.repo import GitRepo, Person
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from git_deployments.core.store import Store
+
+DEFAULT_HANGING = 30 * 60  # what `--hanging-after on` means
+DEFAULT_FAILED = 120 * 60
 
 R = TypeVar("R", bound=Request)
 
@@ -85,21 +107,7 @@ def new_request(cls: type[R], git: GitRepo | None, target: str, **fields: Any) -
     base: dict[str, Any] = {"op_id": uuid.uuid4().hex, "target": target}
     base.setdefault("at", fields.pop("at", None) or clock())
     base.setdefault("by", fields.pop("by", None) or actor(git))
-    try:
-        return cls.model_validate({**base, **fields})
-    except ValueError as exc:
-        from pydantic import ValidationError  # only a refused value comes to pydantic
-
-        if not isinstance(exc, ValidationError):
-            raise
-        raise DeployError(validation_message(exc)) from None
-
-
-def validation_message(exc: Any) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(part) for part in first["loc"] if not isinstance(part, int))
-    message = str(first["msg"]).removeprefix("Value error, ")
-    return f"invalid {where.replace('_', ' ')}: {message}" if where else message
+    return cls.model_validate({**base, **fields})  # InvalidValue names what is refused
 
 
 def parse_commit_ref(spec: str, home: str) -> tuple[str, str | None, str | None]:
@@ -129,10 +137,10 @@ def check_names(repository: str, branch: str) -> None:
 
 
 def resolve_refs(git: GitRepo, target: Target, specs: list[str], *, branch: str | None,
-                 op: str) -> list[CommitRef]:
+                 op: str, environment: bool = True) -> list[CommitRef]:
     """Full commit refs for `--commit` values; with none given, this checkout's (or the CI's)
     branch and commit, except for finish and fail, which then mean the deployment in flight."""
-    context = ci.detect()
+    context = ci.detect() if environment else None
     refs: list[CommitRef] = []
     if not specs:
         if op in ("finish", "fail") and branch is None:
@@ -216,21 +224,21 @@ def _other(git: GitRepo, target: Target, repository: str) -> GitRepo | None:
     return GitOracle(git, target).repo_for(repository)
 
 
-_ABSOLUTE_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://\S+\Z")
-
-
-def external_link(label: str | None, url: str | None) -> ExternalLink | None:
+def external_link(label: str | None, url: str | None,
+                  environment: bool = True) -> ExternalLink | None:
     """--ext-label/--ext-url, else the CI job's link."""
     if label is None and url is None:
-        context = ci.detect()
+        context = ci.detect() if environment else None
         if context and context.url:
-            if not _ABSOLUTE_URL.match(context.url):
+            problem = url_problem(context.url)
+            if problem:
                 raise DeployError(f"invalid job URL {context.url!r} from the environment "
-                                  f"({context.system}): expected an absolute URL")
+                                  f"({context.system}): {problem}")
             return ExternalLink(label=context.label or context.system, url=context.url)
         return None
-    if url is not None and url and not _ABSOLUTE_URL.match(url):
-        raise DeployError(f"invalid --ext-url {url!r}: expected an absolute URL")
+    problem = url_problem(url) if url else None
+    if problem:
+        raise DeployError(f"invalid --ext-url {url!r}: {problem}")
     if url and not label:
         label = "CI job"  # what a link is called when nobody named it
     return ExternalLink(label=label or "", url=url or "")
@@ -240,3 +248,164 @@ def positive_number(text: str) -> int:
     if not text.isdigit() or int(text) < 1 or len(text) > 12:
         raise UsageError(f"invalid deployment number {text!r}")
     return int(text)
+
+
+# --- the requests of the write commands -----------------------------------------------------------
+
+
+def deploy_request(store: Store, op: str, target: str | None, *, version: str | None = None,
+                   commits: list[str] | None = None, branch: str | None = None,
+                   ext_label: str | None = None, ext_url: str | None = None,
+                   description: str | None = None, reason: str | None = None,
+                   at: str | None = None, number: int | None = None, by: str | None = None,
+                   environment: bool = True) -> Deploy:
+    """The request of schedule/start/finish/fail: `commits` are REPO:BRANCH[:COMMIT] specs."""
+    if environment:
+        target = default_target(target)
+    elif target is None:
+        raise DeployError("no target given")
+    specs = list(commits or [])
+    snap = store.existing(target)
+    record_target, _ = snap.require()
+    refs = resolve_refs(store.git, record_target, specs, branch=branch, op=op,
+                        environment=environment)
+    context = ci.detect() if environment else None
+    if version is None and context and context.version and (specs or op in ("schedule",
+                                                                           "start")):
+        version = context.version
+    fields: dict[str, Any] = {
+        "op": op, "commits": refs, "version": version, "description": description,
+        "reason": reason, "external_link": external_link(ext_label, ext_url, environment),
+    }
+    if at is not None:
+        fields["scheduled_for"] = parse_datetime(at, reference=clock())
+    if number is not None:
+        fields["number"] = number
+    return new_request(Deploy, store.git, target, by=by, **fields)
+
+
+def set_status_request(store: Store, target: str, number: int, status: str,
+                       reason: str | None = None, by: str | None = None) -> SetStatus:
+    store.existing(target)
+    return new_request(SetStatus, store.git, target, number=number, status=status,
+                       reason=reason, by=by)
+
+
+def edit_request(store: Store, target: str, number: int, *, version: str | None = None,
+                 description: str | None = None, ext_label: str | None = None,
+                 ext_url: str | None = None, at: str | None = None,
+                 by: str | None = None) -> Edit:
+    """An edit of display fields; a link given in part keeps the other part."""
+    _, record = store.deployment(target, number)
+    link = None
+    if ext_label is not None or ext_url is not None:
+        old = record.external_link
+        link = external_link(
+            ext_label if ext_label is not None else (old.label if old else ""),
+            ext_url if ext_url is not None else (old.url if old else ""), environment=False)
+    return new_request(
+        Edit, store.git, target, number=number, version=version, description=description,
+        external_link=link, scheduled_for=parse_datetime(at) if at else None, by=by)
+
+
+def delete_request(store: Store, target: str, number: int, by: str | None = None) -> Delete:
+    store.deployment(target, number)
+    return new_request(Delete, store.git, target, number=number, by=by)
+
+
+def comment_request(store: Store, target: str, number: int | None, message: str,
+                    by: str | None = None) -> Comment:
+    if not message.strip():
+        raise DeployError("invalid comment: it is empty")
+    if number is not None:
+        store.deployment(target, number)
+    else:
+        store.existing(target)
+    return new_request(Comment, store.git, target, number=number, text=message, by=by)
+
+
+# --- the requests of the target commands ----------------------------------------------------------
+
+
+def repositories_with(specs: list[str], existing: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`existing` with each NAME[=LOCATION] of `specs` added, or its location replaced."""
+    repos = [dict(r) for r in existing]
+    for spec in specs:
+        name, sep, location = spec.partition("=")
+        entry = {"name": name, "location": location if sep and location else None}
+        for repo in repos:
+            if repo["name"] == name:
+                repo["location"] = entry["location"]
+                break
+        else:
+            repos.append(entry)
+    return repos
+
+
+def check_timeouts(settings: Mapping[str, Any], current: tuple[Any, Any]) -> None:
+    """The records' rule (hanging after < failed after), checked before anything is asked of
+    the repository, in the model's words."""
+    hanging = settings.get("hanging_after", current[0])
+    failed = settings.get("failed_after", current[1])
+    problem = timeouts_problem(hanging if isinstance(hanging, int) else None,
+                               failed if isinstance(failed, int) else None)
+    if problem:
+        raise DeployError(f"invalid timeouts: {problem}")
+
+
+def target_settings(options: Mapping[str, Any], existing: list[dict[str, Any]],
+                    current_timeouts: tuple[Any, Any] = (None, None)) -> dict[str, Any]:
+    """The settings the target options ask for (those given; None is not given)."""
+    settings: dict[str, Any] = {}
+    if options.get("name") is not None and not str(options["name"]).strip():
+        raise DeployError("invalid name: must not be empty (the key is shown when none is set)")
+    for name in ("name", "description", "manual_controls", "start_requires_schedule",
+                 "schedule_on_push"):
+        if options.get(name) is not None:
+            settings[name] = options[name]
+    if settings.get("schedule_on_push"):  # each branch once, in the order given
+        settings["schedule_on_push"] = list(dict.fromkeys(settings["schedule_on_push"]))
+    if options.get("no_schedule_on_push"):
+        settings["schedule_on_push"] = []
+    for name, default in (("hanging_after", DEFAULT_HANGING), ("failed_after", DEFAULT_FAILED)):
+        value = options.get(name)
+        if value is not None:
+            settings[name] = default if value == "on" else value
+    check_timeouts(settings, current_timeouts)
+    repositories = repositories_with(options.get("repository") or [], existing)
+    removed = set(options.get("remove_repository") or [])
+    if options.get("repository") or removed:
+        settings["repositories"] = [r for r in repositories if r["name"] not in removed]
+    return settings
+
+
+def create_target_request(store: Store, key: str, options: Mapping[str, Any],
+                          by: str | None = None) -> CreateTarget:
+    """`target create`: the repository holding the ref is named now and recorded."""
+    git = store.git
+    home = git.default_repository_name()
+    existing = [{"name": home, "location": None}]
+    settings = target_settings(options, existing)
+    settings.setdefault("repositories", existing)
+    if home in (options.get("remove_repository") or []):
+        raise DeployError(f"'{home}' holds the target's ref and cannot be removed")
+    return new_request(CreateTarget, git, key, repository=home, settings=settings, by=by)
+
+
+def edit_target_request(store: Store, key: str, options: Mapping[str, Any],
+                        by: str | None = None) -> EditTarget:
+    target, _ = store.existing(key).require()
+    if target.repository in (options.get("remove_repository") or []):
+        raise DeployError(f"'{target.repository}' holds the target's ref and cannot be removed")
+    existing = [r.model_dump() for r in target.repositories]
+    settings = target_settings(options, existing, (target.hanging_after, target.failed_after))
+    if not settings:
+        raise DeployError("nothing to change: give at least one option (see "
+                          "'git deploy target edit -h')")
+    return new_request(EditTarget, store.git, key, settings=settings, by=by)
+
+
+def archive_target_request(store: Store, key: str, archived: bool,
+                           by: str | None = None) -> ArchiveTarget:
+    store.existing(key).require()
+    return new_request(ArchiveTarget, store.git, key, archived=archived, by=by)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 from git_deployments.core.model import (
@@ -34,6 +34,7 @@ from git_deployments.core.model import (
     TargetSettings,
     Timeout,
 )
+from git_deployments.core.timeutil import later
 from git_deployments.errors import InternalError, NotFound, RuleViolation
 
 MANUAL_FORBIDDEN = frozenset({Status.HANGING, Status.COMPLETED})
@@ -554,7 +555,7 @@ class _Apply:
             limit = self.target.failed_after
         if limit is None:
             raise RuleViolation(f"target '{self.target.key}' has no {req.status} timeout")
-        if req.at < started + timedelta(seconds=limit):
+        if req.at < later(started, limit):
             raise RuleViolation(f"deployment #{record.number} is not yet due to be {req.status}")
         reason = f"no status change for {_minutes(limit)} after it started deploying"
         return self.move(record, req.status, reason)
@@ -690,11 +691,10 @@ def is_due(record: Deployment, target: Target, moment: datetime) -> Status | Non
     if record.status not in IN_FLIGHT:
         return None
     started = record.entered(Status.DEPLOYING) or record.created_at
-    if target.failed_after is not None and moment >= started + timedelta(
-            seconds=target.failed_after):
+    if target.failed_after is not None and moment >= later(started, target.failed_after):
         return Status.FAILED
     if record.status == Status.DEPLOYING and target.hanging_after is not None and \
-            moment >= started + timedelta(seconds=target.hanging_after):
+            moment >= later(started, target.hanging_after):
         return Status.HANGING
     return None
 
@@ -706,7 +706,7 @@ def next_deadline(record: Deployment, target: Target) -> datetime | None:
     started = record.entered(Status.DEPLOYING) or record.created_at
     times = []
     if record.status == Status.DEPLOYING and target.hanging_after is not None:
-        times.append(started + timedelta(seconds=target.hanging_after))
+        times.append(later(started, target.hanging_after))
     if target.failed_after is not None:
-        times.append(started + timedelta(seconds=target.failed_after))
+        times.append(later(started, target.failed_after))
     return min(times) if times else None

@@ -1,24 +1,28 @@
 """The records: targets, deployments, the index and the operation requests. No I/O.
 
-They are declared as pydantic models are — types, `Field` constraints, `AfterValidator`s — and
-pydantic remains the judge of what is valid: a value that is plainly of its declared type (a str
-where a str is due, an ISO time, a known status) is checked right here against the same
-declarations, and anything else — a value pydantic would coerce, or refuse — goes to pydantic
-models generated from them, whose results and errors come back unchanged. Importing pydantic and
-building its validators takes longer than a whole `git deploy start` otherwise does, and the
-records a command reads and writes are nearly always plain.
+Declared as pydantic models are, and judged by pydantic (through core/validation.py, which
+spares a command importing it for the plain values it would accept as they are). Every limit a
+stored record or a recorded request must keep is here, so the command line, the server's hook,
+fsck and pull refuse alike.
 """
 
 from __future__ import annotations
 
 import re
-import sys
-import types
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from functools import cache
-from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal
+
+from git_deployments.core.validation import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Record,
+    Strict,
+    model_validator,
+    validate,
+)
 
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}\Z")  # \Z: "$" would take "x\n"
 REPOSITORY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
@@ -27,6 +31,15 @@ MAX_TEXT = 4096
 MAX_LINE = 256
 MAX_COMMITS = 32
 MAX_HISTORY = 1000
+# deployment numbers and counts: 12 digits, as the command line takes them
+MAX_NUMBER = 999_999_999_999
+# hanging_after and failed_after, in seconds
+MAX_DURATION = 365 * 24 * 3600
+# the times a record may hold: git dates a change in seconds since 1970, and a time plus any
+# duration must still be a date (the latest by far below year 9999, where datetime ends)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+URL_SCHEMES = ("http", "https")
 
 
 class Status(StrEnum):
@@ -76,10 +89,82 @@ def _commit(value: str) -> str:
     return value
 
 
-def _utc(value: datetime) -> datetime:
+_ISO_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
+                       r"(?:Z|[+-][0-9]{2}:[0-9]{2})?")
+
+
+def moment_problem(value: datetime) -> str | None:
+    """Why `value` (aware) cannot be stored as a time, or None."""
+    if not EARLIEST <= value < LATEST:
+        return f"must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d} (UTC)"
+    return None
+
+
+def _moment_input(value: Any) -> Any:
+    # times are stored as ISO 8601 text: a number is not a time, nor is any other date format
+    if isinstance(value, str):
+        if not _ISO_TIME.fullmatch(value):
+            raise ValueError("must be an ISO 8601 time such as 2026-05-01T14:00:00Z")
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a date") from None
+    return value
+
+
+def _moment(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("times must carry a time zone")
-    return value.astimezone(UTC).replace(microsecond=0)
+    try:
+        value = value.astimezone(UTC).replace(microsecond=0)
+    except (OverflowError, ValueError):
+        value = EARLIEST - timedelta(days=1)  # out of range either way
+    problem = moment_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def duration_problem(seconds: int) -> str | None:
+    """Why `seconds` cannot be a timeout, or None."""
+    if not 1 <= seconds <= MAX_DURATION:
+        return f"must be between 1s and {MAX_DURATION // 86400}d"
+    return None
+
+
+def _duration(value: int) -> int:
+    problem = duration_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def timeouts_problem(hanging_after: int | None, failed_after: int | None) -> str | None:
+    """Why a target cannot have these timeouts together, or None: it must be able to hang
+    before it fails."""
+    if hanging_after is not None and failed_after is not None and hanging_after >= failed_after:
+        from git_deployments.core.durations import format_duration
+
+        return (f"hanging after ({format_duration(hanging_after)}) must be shorter than failed "
+                f"after ({format_duration(failed_after)})")
+    return None
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be stored as a link people will open, or None."""
+    scheme, sep, rest = url.partition("://")
+    host = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    if not sep or scheme.lower() not in URL_SCHEMES or not host or \
+            any(c.isspace() for c in url):
+        return "expected an http:// or https:// URL"
+    return None
+
+
+def _url(value: str) -> str:
+    problem = url_problem(value) if value else None
+    if problem:
+        raise ValueError(problem)
+    return value
 
 
 # control characters (C0, DEL, C1): records are printed on other people's terminals, where an
@@ -106,462 +191,39 @@ def branch_is_valid(name: str) -> bool:
     """git's refname rules for a branch, without asking git (and no ':' ever)."""
     if not name or len(name) > 200 or name.startswith(("-", "/")) or name.endswith(("/", ".")):
         return False
-    if any(c in name for c in " ~^:?*[\\") or any(ord(c) < 32 or ord(c) == 127 for c in name):
+    if any(c in name for c in " ~^:?*[\\") or _CONTROL.search(name):
         return False
     if ".." in name or "//" in name or "@{" in name or name == "@":
         return False
     return not any(part.startswith(".") or part.endswith(".lock") for part in name.split("/"))
 
 
-# --- declarations, and the validator of plain values ----------------------------------------
-
-
-class _Unusual(Exception):
-    """A value this module does not judge by itself: pydantic does."""
-
-
-_MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
-_CONSTRAINTS = frozenset({"ge", "min_length", "max_length", "pattern", "discriminator"})
-
-
-class FieldInfo:
-    """What `Field(...)` declares: a default or a default factory, and constraints."""
-
-    __slots__ = ("constraints", "default", "default_factory")
-
-    def __init__(self, default: Any, default_factory: Callable[[], Any] | None,
-                 constraints: dict[str, Any]) -> None:
-        unknown = set(constraints) - _CONSTRAINTS
-        if unknown:
-            raise TypeError(f"Field() does not take {', '.join(sorted(unknown))}")
-        self.default = default
-        self.default_factory = default_factory
-        self.constraints = constraints
-
-
-def Field(default: Any = _MISSING, *,  # noqa: N802 - named as pydantic names it
-          default_factory: Callable[[], Any] | None = None, **constraints: Any) -> Any:
-    """pydantic's `Field`, reduced to what these records use; handed to pydantic as its own
-    `Field` whenever pydantic validates. Typed Any, as pydantic's is, so that `x: int =
-    Field(ge=1)` reads as the declaration it is."""
-    return FieldInfo(default, default_factory, constraints)
-
-
-class AfterValidator:
-    """pydantic's `AfterValidator`: `func` checks (and may normalise) a value of the type."""
-
-    __slots__ = ("func",)
-
-    def __init__(self, func: Callable[[Any], Any]) -> None:
-        self.func = func
-
-
-_ISO_MOMENT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
-                         r"(?:Z|[+-][0-9]{2}:[0-9]{2})")
-Check = Callable[[Any], Any]
-
-
-def _plain_check(hint: Any, constraints: dict[str, Any],
-                 after: list[Callable[[Any], Any]]) -> Check:
-    """A function that returns what pydantic would make of a plain value of type `hint` (with
-    `constraints`, then the `after` validators), and raises _Unusual for any other value."""
-    origin = get_origin(hint)
-    if origin is Annotated:
-        base, *meta = get_args(hint)
-        constraints, inner_after = dict(constraints), []
-        for item in meta:
-            if isinstance(item, FieldInfo):
-                constraints.update(item.constraints)
-            elif isinstance(item, AfterValidator):
-                inner_after.append(item.func)
-            else:
-                raise TypeError(f"unsupported annotation {item!r}")
-        return _plain_check(base, constraints, inner_after + after)
-    if after:
-        inner = _plain_check(hint, constraints, [])
-
-        def validated(value: Any) -> Any:
-            value = inner(value)
-            try:
-                for func in after:
-                    value = func(value)
-            except Exception:  # noqa: BLE001 - pydantic turns these into its error: let it
-                raise _Unusual from None
-            return value
-
-        return validated
-    if origin in (Union, types.UnionType):
-        members = get_args(hint)
-        nullable = type(None) in members
-        checks = [_plain_check(m, constraints, []) for m in members if m is not type(None)]
-
-        def one_of(value: Any) -> Any:
-            if value is None and nullable:
-                return None
-            found = []
-            for check in checks:
-                try:
-                    found.append(check(value))
-                except _Unusual:
-                    continue
-            if len(found) != 1:  # none plainly, or several: pydantic's union rules decide
-                raise _Unusual
-            return found[0]
-
-        return one_of
-    if origin is Literal:
-        allowed = get_args(hint)
-
-        def literal(value: Any) -> Any:
-            for choice in allowed:
-                if type(value) is type(choice) and value == choice:
-                    return choice
-                if isinstance(choice, StrEnum) and type(value) is str and value == choice.value:
-                    return choice
-            raise _Unusual
-
-        return literal
-    if origin is list:
-        (item_hint,) = get_args(hint)
-        item = _plain_check(item_hint, {}, [])
-        low, high = constraints.get("min_length", 0), constraints.get("max_length")
-
-        def listed(value: Any) -> Any:
-            if type(value) is not list or len(value) < low or \
-                    (high is not None and len(value) > high):
-                raise _Unusual
-            return [item(v) for v in value]
-
-        return listed
-    if origin is dict:
-        key_hint, value_hint = get_args(hint)
-        if key_hint is not str:
-            raise TypeError(f"unsupported mapping {hint!r}")
-        entry = _plain_check(value_hint, {}, [])
-        high = constraints.get("max_length")
-
-        def mapped(value: Any) -> Any:
-            if type(value) is not dict or (high is not None and len(value) > high) or \
-                    any(type(k) is not str for k in value):
-                raise _Unusual
-            return {k: entry(v) for k, v in value.items()}
-
-        return mapped
-    if hint is str:
-        low, high = constraints.get("min_length", 0), constraints.get("max_length")
-        pattern = re.compile(constraints["pattern"]) if "pattern" in constraints else None
-
-        def text(value: Any) -> Any:
-            if type(value) is not str or len(value) < low or \
-                    (high is not None and len(value) > high):
-                raise _Unusual
-            # pydantic's regex `$` never matches before a final newline; Python's does
-            if pattern is not None and ("\n" in value or not pattern.search(value)):
-                raise _Unusual
-            return value
-
-        return text
-    if hint is int:
-        ge = constraints.get("ge")
-
-        def integer(value: Any) -> Any:
-            if type(value) is not int or (ge is not None and value < ge):
-                raise _Unusual
-            return value
-
-        return integer
-    if hint is bool:
-        def boolean(value: Any) -> Any:
-            if type(value) is not bool:
-                raise _Unusual
-            return value
-
-        return boolean
-    if hint is datetime:
-        def moment(value: Any) -> Any:
-            if type(value) is datetime:
-                return value
-            if type(value) is str and _ISO_MOMENT.fullmatch(value):
-                try:
-                    return datetime.fromisoformat(value)
-                except ValueError:
-                    raise _Unusual from None
-            raise _Unusual
-
-        return moment
-    if isinstance(hint, type) and issubclass(hint, StrEnum):
-        values = {member.value: member for member in hint}
-
-        def member(value: Any) -> Any:
-            if type(value) is hint:
-                return value
-            if type(value) is str and value in values:
-                return values[value]
-            raise _Unusual
-
-        return member
-    if isinstance(hint, type) and issubclass(hint, Record):
-        record_class = hint
-
-        def nested(value: Any) -> Any:
-            if type(value) is record_class:
-                return value  # a made record stands as it is (pydantic does not revalidate)
-            return record_class._validate_plain(value)
-
-        return nested
-    raise TypeError(f"unsupported field type {hint!r}")
-
-
-class _FieldSpec:
-    __slots__ = ("check", "declared", "default", "factory", "hint", "name")
-
-    def __init__(self, name: str, hint: Any, declared: Any) -> None:
-        self.name = name
-        self.hint = hint
-        self.declared = declared  # what the class body assigned: a default, a Field or nothing
-        field = declared if isinstance(declared, FieldInfo) else None
-        self.default = field.default if field else declared
-        self.factory = field.default_factory if field else None
-        self.check = _plain_check(hint, field.constraints if field else {}, [])
-
-
-def _pydantic_hint(hint: Any) -> Any:
-    """`hint` in pydantic's terms: its Field and AfterValidator, records as pydantic models."""
-    origin = get_origin(hint)
-    if origin is Annotated:
-        base, *meta = get_args(hint)
-        return Annotated[(_pydantic_hint(base), *(_pydantic_meta(m) for m in meta))]
-    if origin in (Union, types.UnionType):
-        return Union[tuple(_pydantic_hint(m) for m in get_args(hint))]  # noqa: UP007 - built at run time
-    if origin is list:
-        return list[_pydantic_hint(get_args(hint)[0])]  # type: ignore[misc]
-    if origin is dict:
-        key, value = get_args(hint)
-        return dict[key, _pydantic_hint(value)]  # type: ignore[valid-type,misc]
-    if isinstance(hint, type) and issubclass(hint, Record):
-        return hint._pydantic_model()
-    return hint
-
-
-def _pydantic_meta(item: Any) -> Any:
-    import pydantic
-
-    if isinstance(item, FieldInfo):
-        return _pydantic_field(item)
-    return pydantic.AfterValidator(item.func)
-
-
-def _pydantic_field(field: FieldInfo) -> Any:
-    import pydantic
-
-    kwargs = dict(field.constraints)
-    if field.default_factory is not None:
-        kwargs["default_factory"] = field.default_factory
-    elif field.default is not _MISSING:
-        kwargs["default"] = field.default
-    return pydantic.Field(**kwargs)
-
-
-def _unwrapped(value: Any) -> Any:
-    """`value` with every record in it as its fields, which is how pydantic models take them."""
-    if isinstance(value, Record):
-        return value.model_dump()
-    if type(value) is dict:
-        return {k: _unwrapped(v) for k, v in value.items()}
-    if type(value) in (list, tuple):
-        return type(value)(_unwrapped(v) for v in value)
-    return value
-
-
-def _json_value(value: Any, exclude_none: bool) -> Any:
-    if isinstance(value, Record):
-        return value.model_dump(mode="json", exclude_none=exclude_none)
-    if isinstance(value, StrEnum):
-        return value.value
-    if type(value) is datetime:
-        offset = value.utcoffset()
-        if offset is not None and not offset and not value.microsecond:
-            return value.strftime("%Y-%m-%dT%H:%M:%SZ")  # what pydantic writes for UTC
-        from pydantic import TypeAdapter
-
-        return TypeAdapter(datetime).dump_python(value, mode="json")
-    if type(value) is list:
-        return [_json_value(v, exclude_none) for v in value]
-    if type(value) is dict:
-        return {k: _json_value(v, exclude_none) for k, v in value.items()}
-    return value
-
-
-def _python_value(value: Any, exclude_none: bool) -> Any:
-    if isinstance(value, Record):
-        return value.model_dump(exclude_none=exclude_none)
-    if type(value) is list:
-        return [_python_value(v, exclude_none) for v in value]
-    if type(value) is dict:
-        return {k: _python_value(v, exclude_none) for k, v in value.items()}
-    return value
-
-
-R = TypeVar("R", bound="Record")
-
-
-class Record:
-    """A frozen record with pydantic's API as this code uses it: `model_validate`,
-    `model_dump(mode=, exclude_none=)`, `model_copy(update=)`, equality by fields."""
-
-    _spec: ClassVar[dict[str, _FieldSpec] | None] = None
-    _pydantic: ClassVar[Any] = None
-
-    def __init__(self, **data: Any) -> None:
-        made = type(self).model_validate(data)
-        object.__setattr__(self, "__dict__", dict(made.__dict__))
-
-    # --- the fields, read from the annotations on first use ---
-
-    @classmethod
-    def _fields(cls) -> dict[str, _FieldSpec]:
-        spec = cls.__dict__.get("_spec")
-        if spec is None:
-            import typing
-
-            hints = typing.get_type_hints(cls, globalns=vars(sys.modules[cls.__module__]),
-                                          include_extras=True)
-            spec = {}
-            for klass in reversed(cls.__mro__):  # a base's fields first, as pydantic orders them
-                # not inspect.get_annotations: importing inspect costs every command 4 ms
-                for name in klass.__dict__.get("__annotations__", {}):  # noqa: RUF063
-                    if name.startswith("_") or get_origin(hints[name]) is ClassVar:
-                        continue
-                    declared = _MISSING
-                    for owner in cls.__mro__:
-                        if name in owner.__dict__:
-                            declared = owner.__dict__[name]
-                            break
-                    spec[name] = _FieldSpec(name, hints[name], declared)
-            cls._spec = spec
-        return spec
-
-    # --- making records ---
-
-    @classmethod
-    def _made(cls: type[R], values: dict[str, Any]) -> R:
-        record = object.__new__(cls)
-        object.__setattr__(record, "__dict__", values)
-        return record
-
-    @classmethod
-    def _validate_plain(cls: type[R], data: Any) -> R:
-        if type(data) is not dict:
-            raise _Unusual
-        fields = cls._fields()
-        if any(name not in fields for name in data):
-            raise _Unusual  # an unknown field: pydantic says which
-        values: dict[str, Any] = {}
-        for name, field in fields.items():
-            if name in data:
-                values[name] = field.check(data[name])
-            elif field.factory is not None:
-                values[name] = field.factory()
-            elif field.default is not _MISSING:
-                values[name] = field.default
-            else:
-                raise _Unusual  # a missing field
-        return cls._made(values)
-
-    @classmethod
-    def model_validate(cls: type[R], obj: Any) -> R:
-        """The record `obj` describes; pydantic's ValidationError when it describes none."""
-        if type(obj) is cls:
-            return obj
-        try:
-            return cls._validate_plain(obj)
-        except _Unusual:
-            pass
-        return cls._from_pydantic(cls._pydantic_model().model_validate(_unwrapped(obj)))
-
-    @classmethod
-    def _from_pydantic(cls: type[R], made: Any) -> R:
-        try:
-            return cls._validate_plain(made.model_dump())
-        except _Unusual:  # pragma: no cover - pydantic's output is always plain
-            raise TypeError(f"{cls.__name__}: pydantic made a value this module cannot hold") \
-                from None
-
-    @classmethod
-    def _pydantic_model(cls) -> Any:
-        """The pydantic model of the same declarations (and name, so errors read the same)."""
-        model = cls.__dict__.get("_pydantic")
-        if model is None:
-            import pydantic
-
-            fields: dict[str, Any] = {}
-            for name, field in cls._fields().items():
-                declared = field.declared
-                if isinstance(declared, FieldInfo):
-                    declared = _pydantic_field(declared)
-                elif declared is _MISSING:
-                    declared = ...
-                fields[name] = (_pydantic_hint(field.hint), declared)
-            config = pydantic.ConfigDict(extra="forbid", frozen=True, strict=False)
-            model = pydantic.create_model(cls.__name__, __config__=config,
-                                          __module__=cls.__module__, **fields)
-            cls._pydantic = model
-        return model
-
-    # --- using records ---
-
-    def model_dump(self, *, mode: str = "python", exclude_none: bool = False) -> dict[str, Any]:
-        convert = _json_value if mode == "json" else _python_value
-        return {name: convert(value, exclude_none) for name, value in self.__dict__.items()
-                if not (exclude_none and value is None)}
-
-    def model_copy(self: R, *, update: dict[str, Any] | None = None, deep: bool = False) -> R:
-        """A copy with `update` applied as given: not validated, as in pydantic."""
-        values = dict(self.__dict__)
-        if deep:
-            import copy
-
-            values = copy.deepcopy(values)
-        if update:
-            values.update(update)
-        return type(self)._made(values)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise TypeError(f"{type(self).__name__} is frozen: use model_copy(update=...)")
-
-    def __delattr__(self, name: str) -> None:
-        raise TypeError(f"{type(self).__name__} is frozen")
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return self.__dict__ == other.__dict__
-
-    def __hash__(self) -> int:
-        return hash((type(self), *self.__dict__.values()))
-
-    def __iter__(self) -> Iterator[tuple[str, Any]]:
-        yield from self.__dict__.items()
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={value!r}" for name, value in self.__dict__.items())
-        return f"{type(self).__name__}({fields})"
-
+# --- the records ---------------------------------------------------------------------------------
 
 Key = Annotated[str, AfterValidator(_key)]
 RepositoryName = Annotated[str, AfterValidator(_repository)]
 Branch = Annotated[str, AfterValidator(_branch)]
 CommitId = Annotated[str, AfterValidator(_commit)]
-Moment = Annotated[datetime, AfterValidator(_utc)]
+# an ISO 8601 text or a time, with its zone, between EARLIEST and LATEST; kept in UTC
+Moment = Annotated[datetime, BeforeValidator(_moment_input), AfterValidator(_moment)]
 Line = Annotated[str, Field(max_length=MAX_LINE), AfterValidator(_line)]
 Text = Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(_text)]
+Url = Annotated[str, Field(max_length=MAX_LINE), AfterValidator(_line), AfterValidator(_url)]
+Number = Annotated[int, Field(ge=1, le=MAX_NUMBER)]
+Count = Annotated[int, Field(ge=0, le=MAX_NUMBER)]
+Seconds = Annotated[int, AfterValidator(_duration)]
+# stored as its name: the one value strict mode lets be converted
+StatusName = Annotated[Status, Strict(False)]
 
 
-class Strict(Record):
-    """Every record: unknown fields refused, frozen once made."""
+class Stored(Record):
+    """Every record: unknown fields refused, values of exactly their type (a number written as
+    text is not a number), frozen once made."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-class CommitRef(Strict):
+class CommitRef(Stored):
     repository: RepositoryName
     branch: Branch
     commit: CommitId | None = None
@@ -575,28 +237,28 @@ class CommitRef(Strict):
         return f"{self.repository}:{self.branch}:{commit}"
 
 
-class ExternalLink(Strict):
+class ExternalLink(Stored):
     label: Line = ""
-    url: Line = ""
+    url: Url = ""
 
 
-class StatusChange(Strict):
-    status: Status
+class StatusChange(Stored):
+    status: StatusName
     at: Moment
     by: Line
     op: Line
     reason: Text | None = None
 
 
-class Deployment(Strict):
-    number: int = Field(ge=1)
+class Deployment(Stored):
+    number: Number
     version: Line | None = None
-    status: Status
+    status: StatusName
     commits: list[CommitRef] = Field(max_length=MAX_COMMITS)
     description: Text = ""
     external_link: ExternalLink | None = None
     scheduled_for: Moment | None = None
-    rollback_of: int | None = Field(default=None, ge=1)
+    rollback_of: Number | None = None
     created_at: Moment
     updated_at: Moment
     history: list[StatusChange] = Field(min_length=1, max_length=MAX_HISTORY)
@@ -626,24 +288,31 @@ class Deployment(Strict):
         return f"{version} ({refs})" if refs else version
 
 
-class Repository(Strict):
+class Repository(Stored):
     name: RepositoryName
     location: Line | None = None
 
 
-class Target(Strict):
+class Target(Stored):
     key: Key
     name: Line
     description: Text = ""
     repository: RepositoryName
     repositories: list[Repository] = Field(min_length=1, max_length=MAX_COMMITS)
     manual_controls: bool = False
-    hanging_after: int | None = Field(default=None, ge=1)
-    failed_after: int | None = Field(default=None, ge=1)
+    hanging_after: Seconds | None = None
+    failed_after: Seconds | None = None
     start_requires_schedule: bool = False
     schedule_on_push: list[Branch] = Field(default_factory=list, max_length=64)
     archived: bool = False
     created_at: Moment
+
+    @model_validator(mode="after")
+    def timeouts_in_order(self) -> Any:
+        problem = timeouts_problem(self.hanging_after, self.failed_after)
+        if problem:
+            raise ValueError(f"invalid timeouts: {problem}")
+        return self
 
     def repository_names(self) -> list[str]:
         return [repo.name for repo in self.repositories]
@@ -655,19 +324,19 @@ class Target(Strict):
         return None
 
 
-class ScheduledEntry(Strict):
+class ScheduledEntry(Stored):
     repository: RepositoryName
     branch: Branch
-    number: int = Field(ge=1)
+    number: Number
 
 
-class Index(Strict):
+class Index(Stored):
     """Derived summary of the records, so reads and writes never scan history."""
 
-    next_number: int = Field(ge=1)
-    count: int = Field(ge=0)
-    in_flight: int | None = None
-    current: int | None = None
+    next_number: Number
+    count: Count
+    in_flight: Number | None = None
+    current: Number | None = None
     scheduled: list[ScheduledEntry] = Field(default_factory=list)
 
     def scheduled_for(self, branch_keys: set[tuple[str, str]]) -> list[int]:
@@ -679,23 +348,23 @@ class Index(Strict):
 # --- operation requests: what a change asked for, recorded in its commit ---------------------
 
 
-class Request(Strict):
+class Request(Stored):
     op_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
     at: Moment
     by: Line
     target: Key
     # answers the repository gave while the operation was applied (describe, ancestry), so that
     # replaying the request elsewhere gives the same tree
-    facts: dict[str, str | bool | None] = Field(default_factory=dict, max_length=256)
+    facts: dict[Line, Line | bool | None] = Field(default_factory=dict, max_length=256)
 
 
-class TargetSettings(Strict):
+class TargetSettings(Stored):
     name: Line | None = None
     description: Text | None = None
     repositories: list[Repository] | None = Field(default=None, max_length=MAX_COMMITS)
     manual_controls: bool | None = None
-    hanging_after: int | Literal["off"] | None = None
-    failed_after: int | Literal["off"] | None = None
+    hanging_after: Seconds | Literal["off"] | None = None
+    failed_after: Seconds | Literal["off"] | None = None
     start_requires_schedule: bool | None = None
     schedule_on_push: list[Branch] | None = Field(default=None, max_length=64)
 
@@ -729,17 +398,17 @@ class Deploy(Request):
     description: Text | None = None
     scheduled_for: Moment | None = None
     reason: Text | None = None
-    rollback_to: int | None = Field(default=None, ge=1)
+    rollback_to: Number | None = None
     # finish/fail: exactly this deployment, which must be in flight (what `run` started)
-    number: int | None = Field(default=None, ge=1)
+    number: Number | None = None
     # finish/fail recorded after the fact (history imported from tags): the records' time
     happened_at: Moment | None = None
 
 
 class SetStatus(Request):
     op: Literal["set-status"] = "set-status"
-    number: int = Field(ge=1)
-    status: Status
+    number: Number
+    status: StatusName
     reason: Text | None = None
 
 
@@ -747,13 +416,13 @@ class Timeout(Request):
     """The watcher's automatic change: deploying -> hanging, or in flight -> failed."""
 
     op: Literal["timeout"] = "timeout"
-    number: int = Field(ge=1)
+    number: Number
     status: Literal[Status.HANGING, Status.FAILED]
 
 
 class Edit(Request):
     op: Literal["edit"] = "edit"
-    number: int = Field(ge=1)
+    number: Number
     version: Line | None = None
     description: Text | None = None
     external_link: ExternalLink | None = None
@@ -762,12 +431,12 @@ class Edit(Request):
 
 class Delete(Request):
     op: Literal["delete"] = "delete"
-    number: int = Field(ge=1)
+    number: Number
 
 
 class Comment(Request):
     op: Literal["comment"] = "comment"
-    number: int | None = Field(default=None, ge=1)
+    number: Number | None = None
     text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT), AfterValidator(_text)]
 
 
@@ -780,29 +449,6 @@ Operation = Annotated[
 
 def parse_operation(data: Any) -> Request:
     """`data` validated as one of the operations, chosen by its `op` (a recorded request);
-    pydantic's ValidationError when it is none."""
-    if type(data) is dict and type(data.get("op")) is str:
-        cls = _operation_classes().get(data["op"])
-        if cls is not None:
-            try:
-                return cls._validate_plain(data)
-            except _Unusual:
-                pass
-    made = _operation_adapter().validate_python(_unwrapped(data))
-    return _operation_classes()[made.op]._from_pydantic(made)
-
-
-@cache
-def _operation_adapter() -> Any:
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(_pydantic_hint(Operation))
-
-
-@cache
-def _operation_classes() -> dict[str, type[Request]]:
-    found: dict[str, type[Request]] = {}
-    for cls in get_args(get_args(Operation)[0]):
-        for op in get_args(cls._fields()["op"].hint):
-            found[op] = cls
-    return found
+    InvalidValue when it is none."""
+    request: Request = validate(Operation, data)
+    return request

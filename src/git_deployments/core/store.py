@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from git_deployments.core import records, timeline
+from git_deployments.core.locking import target_lock
 from git_deployments.core.model import Deployment, Index, Request, Target, key_problem
 from git_deployments.core.timeline import REF_PREFIX
 from git_deployments.errors import ConflictError, CorruptRecord, DeployError, NotFound
@@ -135,78 +136,6 @@ class WriteResult:
         return self.change.records.get(self.change.number)
 
 
-class TargetLock:
-    """A target's write lock: flock on its lock file, exactly the lock filelock's FileLock takes
-    on the same file (so the two exclude each other), without importing filelock — which costs a
-    tenth of a whole `git deploy start`. A waiting writer polls briefly, then less often."""
-
-    def __init__(self, path: Path, timeout: float) -> None:
-        self.path = path
-        self.timeout = timeout
-        self._fd: int | None = None
-        self._depth = 0
-
-    @property
-    def is_locked(self) -> bool:
-        return self._fd is not None
-
-    def acquire(self, timeout: float | None = None) -> TargetLock:
-        import errno
-        import fcntl
-
-        if self._fd is not None:
-            self._depth += 1
-            return self
-        wait = self.timeout if timeout is None else timeout
-        deadline = time.monotonic() + wait if wait >= 0 else None
-        pause = 0.001
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                os.close(fd)
-                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                    raise
-                if deadline is not None and time.monotonic() >= deadline:
-                    from filelock import Timeout
-
-                    raise Timeout(str(self.path)) from None
-                time.sleep(pause * random.uniform(0.5, 1.5))
-                pause = min(pause * 2, 0.05)
-                continue
-            try:
-                # the file may have been removed and made anew between our open and our lock:
-                # a lock on the old one excludes nobody
-                current = os.stat(self.path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                current = False
-            if current:
-                self._fd, self._depth = fd, 1
-                return self
-            os.close(fd)
-
-    def release(self, force: bool = False) -> None:
-        import fcntl
-
-        if self._fd is None:
-            return
-        self._depth -= 1
-        if self._depth > 0 and not force:
-            return
-        fd, self._fd, self._depth = self._fd, None, 0
-        try:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
-
-    def __enter__(self) -> TargetLock:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
 class GitOracle:
     """Answers the machine's questions from this repository (and other local repositories the
     target records); None where the commit or repository is not available."""
@@ -309,13 +238,7 @@ class Store:
         except OSError as exc:
             raise DeployError(f"cannot write to the repository ({path.parent}): "
                               f"{exc.strerror or exc}") from None
-        try:
-            import fcntl  # noqa: F401 - flock is what TargetLock needs
-        except ImportError:  # no flock here (Windows): filelock's portable lock
-            from filelock import FileLock
-
-            return FileLock(str(path), timeout=LOCK_TIMEOUT)
-        return TargetLock(path, LOCK_TIMEOUT)
+        return target_lock(path, LOCK_TIMEOUT)
 
     def write(self, request: Request, oracle: Oracle | None = None) -> WriteResult:
         """Apply `request` to the tip of its target and move the ref, atomically."""

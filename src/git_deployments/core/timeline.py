@@ -224,7 +224,18 @@ class Entry:
             "status": own[0].arrow() if own else None,
             "also": [f"#{t.number} {t.arrow()}" for t in self.transitions
                      if t.number != self.number],
+            "comment": self.comment(),
         }
+
+    def comment(self) -> str | None:
+        """What a person said with the change: a comment's text, or the reason given with a
+        status change; read from the recorded request, never from the message's text."""
+        try:
+            data = self.request_data()
+        except CorruptRecord:
+            return None
+        said = data.get("text") if data.get("op") == "comment" else data.get("reason")
+        return said if isinstance(said, str) and said else None
 
 
 def _number(text: str | None) -> int | None:

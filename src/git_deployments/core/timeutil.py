@@ -5,13 +5,11 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+from git_deployments.core.durations import format_duration as format_duration  # re-exported
+from git_deployments.core.model import EARLIEST, duration_problem, moment_problem
 from git_deployments.errors import DeployError
 
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?\Z")
-MAX_DURATION = 366 * 24 * 3600
-# the times a record may hold: git's commit dates start in 1970, ISO 8601 years have 4 digits
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+_DURATION = re.compile(r"^(?:(\d{1,9})d)?(?:(\d{1,9})h)?(?:(\d{1,9})m)?(?:(\d{1,9})s)?\Z")
 
 
 def now() -> datetime:
@@ -21,26 +19,18 @@ def now() -> datetime:
 def parse_duration(text: str) -> int:
     """`90s`, `30m`, `2h`, `1h30m`, `1d` or a bare number of seconds -> seconds."""
     value = text.strip().lower()
-    if value.isdigit():
-        seconds = int(value)
+    if value.isascii() and value.isdigit():
+        seconds = int(value) if len(value) <= 12 else 0  # too long for a duration either way
     else:
         match = _DURATION.match(value)
         if not value or not match or not any(match.groups()):
             raise DeployError(f"invalid duration {text!r}: use forms like 90s, 30m, 2h or 1h30m")
         d, h, m, s = (int(g) if g else 0 for g in match.groups())
         seconds = ((d * 24 + h) * 60 + m) * 60 + s
-    if seconds <= 0 or seconds > MAX_DURATION:
-        raise DeployError(f"invalid duration {text!r}: must be between 1s and 366d")
+    problem = duration_problem(seconds)  # the records' own limit, told in the same words
+    if problem:
+        raise DeployError(f"invalid duration {text!r}: {problem}")
     return seconds
-
-
-def format_duration(seconds: int) -> str:
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return "".join(parts) or "0s"
 
 
 def parse_datetime(text: str, *, reference: datetime | None = None) -> datetime:
@@ -48,9 +38,18 @@ def parse_datetime(text: str, *, reference: datetime | None = None) -> datetime:
     value = text.strip()
     base = reference or now()
     if value == "now":
-        return base
-    if value.startswith("+"):
-        return base + timedelta(seconds=parse_duration(value[1:]))
+        parsed = base
+    elif value.startswith("+"):
+        parsed = later(base, parse_duration(value[1:]))
+    else:
+        parsed = _parse_iso(text, value)
+    problem = moment_problem(parsed)  # the records' own limit, told in the same words
+    if problem:
+        raise DeployError(f"invalid time {text!r}: {problem}")
+    return parsed
+
+
+def _parse_iso(text: str, value: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -63,11 +62,18 @@ def parse_datetime(text: str, *, reference: datetime | None = None) -> datetime:
             parsed = parsed.astimezone()
         parsed = parsed.astimezone(UTC).replace(microsecond=0)
     except (OverflowError, ValueError, OSError):
-        parsed = EARLIEST - timedelta(days=1)  # out of range either way: refused below
-    if not EARLIEST <= parsed <= LATEST:
-        raise DeployError(f"invalid time {text!r}: must be between 1970 and 9999 (git dates "
-                          "cannot be earlier)")
+        parsed = EARLIEST - timedelta(days=1)  # out of range either way: refused by the caller
     return parsed
+
+
+def later(moment: datetime, seconds: float) -> datetime:
+    """`moment` plus `seconds`, held at the last representable time rather than overflowing
+    (deadlines are computed from records that may not be ours)."""
+    try:
+        return moment + timedelta(seconds=seconds)
+    except OverflowError:
+        return datetime.max.replace(tzinfo=UTC) if seconds > 0 else \
+            datetime.min.replace(tzinfo=UTC)
 
 
 def iso(moment: datetime) -> str:

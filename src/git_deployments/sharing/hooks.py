@@ -150,6 +150,7 @@ def _reason(exc: BaseException) -> str:
 
 def _check_update(git: GitRepo, update: RefUpdate, policy: Policy) -> str | None:
     from git_deployments.core import verify
+    from git_deployments.core.timeutil import now
     from git_deployments.errors import CorruptRecord
 
     ref = update.ref
@@ -174,9 +175,7 @@ def _check_update(git: GitRepo, update: RefUpdate, policy: Policy) -> str | None
         info = git.commit_info(tip)
         new_commits.append(info.id)
         tip = info.parents[0] if info.parents else None
-    from git_deployments.core.timeutil import now
-
-    checked_at = now()  # changes dated far ahead of the server's clock, or behind, are refused
+    checked_at = now()  # a change dated far from the server's clock does not come in
     for commit in reversed(new_commits):
         try:
             verified = verify.verify_commit(git, key, commit, now=checked_at)

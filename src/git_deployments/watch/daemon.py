@@ -16,13 +16,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from git_deployments.core import machine
 from git_deployments.core.store import Store, open_store
-from git_deployments.core.timeutil import iso
+from git_deployments.core.timeutil import iso, later
 from git_deployments.errors import DeployError, NotFound, RuleViolation
 from git_deployments.git.repo import GitRepo
 from git_deployments.watch.notify import (
@@ -39,6 +39,7 @@ from git_deployments.watch.notify import (
     current_tips,
     events_in,
     read_subscriptions,
+    reason,
     utc_now,
     watch_dir,
 )
@@ -217,6 +218,7 @@ class Watcher:
         self.log: LogFn = log or Log(clock=clock)
         self.policy = policy or DeliveryPolicy()
         self.identity = identity or watcher_identity()
+        self._skipped: dict[str, str] = {}  # target -> why its last pass failed (said once)
 
     # --- timeouts ---
 
@@ -228,13 +230,21 @@ class Watcher:
         for key in self.store.keys():
             try:
                 deadline = self._target_timeouts(key, now, result)
-            except DeployError as exc:
-                self.log(PROBLEM, f"{key}: cannot apply its timeouts: {exc}")
-                deadline = now + timedelta(seconds=ERROR_RETRY)
+            except Exception as exc:  # noqa: BLE001 - one bad target never stops the others
+                self._skip(key, f"cannot apply its timeouts: {reason(exc)}")
+                deadline = later(now, ERROR_RETRY)
+            else:
+                self._skipped.pop(key, None)
             if deadline is not None:
                 deadlines.append(deadline)
         result.next_deadline = min(deadlines, default=None)
         return result
+
+    def _skip(self, key: str, why: str) -> None:
+        """Log that `key` is skipped, once for as long as the reason stays the same."""
+        if self._skipped.get(key) != why:
+            self._skipped[key] = why
+            self.log(PROBLEM, f"{key}: skipped: {why}")
 
     def _target_timeouts(self, key: str, now: datetime, result: PassResult) -> datetime | None:
         from git_deployments.core import intake
@@ -265,7 +275,7 @@ class Watcher:
             self.log(ACTION, f"{key} #{record.number}: {record.status} -> {due}"
                              f"{f' ({reason})' if reason else ''} [{written.commit[:10]}]")
         self.log(PROBLEM, f"{key}: its timeout keeps being refused; trying again later")
-        return now + timedelta(seconds=ERROR_RETRY)
+        return later(now, ERROR_RETRY)
 
     # --- notifications ---
 
@@ -293,15 +303,21 @@ class Watcher:
             since = seen.get(key) if seen is not None else tip
             if since == tip:
                 continue
-            for info in commits_since(self.store, key, since, self.log):
-                try:
-                    changes = [e.describe() for e in events_in(self.store, key, info)]
-                except DeployError as exc:
-                    changes = [f"unreadable: {exc}"]
-                subject = info.message.partition("\n")[0]
-                self.log(DETAIL, f"noticed {subject} by {info.author.name} [{info.id[:10]}]"
-                                 f"{': ' if changes else ''}{'; '.join(changes)}")
+            try:
+                self._note(key, since)
+            except Exception as exc:  # noqa: BLE001 - one bad target never stops the others
+                self.log(PROBLEM, f"{key}: cannot follow its timeline: {reason(exc)}")
         cursor.write(tips)
+
+    def _note(self, key: str, since: str | None) -> None:
+        for info in commits_since(self.store, key, since, self.log):
+            try:
+                changes = [e.describe() for e in events_in(self.store, key, info)]
+            except Exception as exc:  # noqa: BLE001 - described as unreadable, and passed
+                changes = [f"unreadable: {reason(exc)}"]
+            subject = info.message.partition("\n")[0]
+            self.log(DETAIL, f"noticed {subject} by {info.author.name} [{info.id[:10]}]"
+                             f"{': ' if changes else ''}{'; '.join(changes)}")
 
     def deliver_all(self, result: PassResult, subs: list[Subscription]) -> None:
         for sub in subs:
@@ -365,7 +381,7 @@ class Watcher:
         except (DeployError, OSError) as exc:
             # the daemon outlives a bad moment (a full disk, a half-copied repository)
             self.log(PROBLEM, f"cannot follow the timelines: {exc}; trying again later")
-            retry = self.clock() + timedelta(seconds=ERROR_RETRY)
+            retry = later(self.clock(), ERROR_RETRY)
             deadline = min(deadline, retry) if deadline is not None else retry
         for thread in couriers.values():
             thread.wake.set()

@@ -454,6 +454,16 @@ def read_json(path: Path, log: LogFn = _silent) -> dict[str, Any] | None:
     return data
 
 
+def reason(exc: BaseException) -> str:
+    """One line saying what went wrong: a refusal's message, or else the exception's kind too
+    (something this program did not foresee)."""
+    text = str(exc).strip()
+    text = text.splitlines()[0][:300] if text else ""
+    if isinstance(exc, DeployError):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def current_tips(store: Store) -> dict[str, str]:
     return {name.removeprefix("refs/deployments/"): tip
             for name, tip in store.git.list_refs("refs/deployments/")}
@@ -572,7 +582,12 @@ class Courier:
             for key in self.store.keys():
                 if not self.sub.wants(key):
                     continue
-                if not self._catch_up(key, state, stop):
+                try:
+                    caught_up = self._catch_up(key, state, stop)
+                except Exception as exc:  # noqa: BLE001 - one bad target never stops the others
+                    self.log(PROBLEM, f"{self.sub.name}: skipped target '{key}': {reason(exc)}")
+                    continue
+                if not caught_up:
                     return False
         finally:
             if state.as_json(self.sub.name) != before or not self.state_path.exists():
@@ -590,10 +605,11 @@ class Courier:
         for info in commits:
             try:
                 events = [e for e in events_in(self.store, key, info) if self.sub.matches(e)]
-            except DeployError as exc:
+            except Exception as exc:  # noqa: BLE001 - described below, and passed
                 # an unreadable commit cannot be described; holding everything back for it
                 # would stop this subscriber for good
-                self.log(PROBLEM, f"{key}: skipping timeline commit {info.id[:10]}: {exc}")
+                self.log(PROBLEM, f"{key}: skipping timeline commit {info.id[:10]}: "
+                                  f"{reason(exc)}")
                 events = []
             done = skip.get(info.id, 0)
             for event in events[done:]:

@@ -1,0 +1,1 @@
+"""Who may do what through the server: tokens and the reference's three permissions."""

@@ -1,0 +1,80 @@
+"""git/refs.py reads ref tips straight from the files a server checks on each request; pygit2
+(GitRepo.list_refs) is the judge: after any sequence of what git does to refs — update, delete,
+symbolic refs, pack-refs, nested names — both say the same."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import git, make_commit
+from git_deployments.git.refs import RefFiles
+from git_deployments.git.repo import open_repository
+
+NAMES = ["refs/deployments/production", "refs/deployments/staging", "refs/deployments/a.b",
+         "refs/heads/main", "refs/heads/feature/x", "refs/remotes/origin/main",
+         "refs/tags/v1", "refs/deployments-kept/production"]
+PREFIXES = ["refs/", "refs/deployments/", "refs/heads/", "refs/remotes/", "refs/tags/"]
+
+operation = st.one_of(
+    st.tuples(st.just("update"), st.sampled_from(NAMES), st.integers(0, 2)),
+    st.tuples(st.just("delete"), st.sampled_from(NAMES), st.just(0)),
+    st.tuples(st.just("pack"), st.just(""), st.just(0)),
+    st.tuples(st.just("symbolic"), st.sampled_from(NAMES), st.just(0)),
+)
+
+
+def _agree(path: Path, files: RefFiles) -> None:
+    repo = open_repository(path)
+    for prefix in PREFIXES:
+        mine = [(name, value) for name, value in files.tips(prefix)
+                if not value.startswith("ref: ")]
+        judged = [(name, value) for name, value in repo.list_refs(prefix)
+                  if name not in {n for n, v in files.tips(prefix) if v.startswith("ref: ")}]
+        assert mine == judged, prefix
+    for name in NAMES:
+        value = files.tip(name)
+        if value is None or not value.startswith("ref: "):
+            assert value == repo.read_ref(name), name
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(operation, min_size=1, max_size=12))
+def test_the_ref_files_say_what_libgit2_says(tmp_path_factory: object,
+                                             operations: list[tuple[str, str, int]]) -> None:
+    path = tmp_path_factory.mktemp("refs")  # type: ignore[attr-defined]
+    git(path, "init", "-q", "-b", "main")
+    commits = [make_commit(path, f"c{i}") for i in range(3)]
+    files = RefFiles(open_repository(path).common_dir)
+    for kind, name, which in operations:
+        if kind == "update":
+            # a name and a directory of the same name cannot both exist: git refuses it
+            if _free(path, name):
+                git(path, "update-ref", "--no-deref", name, commits[which])
+        elif kind == "delete":
+            # main stays: the symbolic refs point at it
+            if _exists(path, name) and name != "refs/heads/main":
+                git(path, "update-ref", "-d", "--no-deref", name)
+        elif kind == "pack":
+            git(path, "pack-refs", "--all")
+        elif _free(path, name) and name != "refs/heads/main":
+            git(path, "symbolic-ref", name, "refs/heads/main")
+        _agree(path, files)
+
+
+def _exists(path: Path, name: str) -> bool:
+    import subprocess
+
+    return subprocess.run(["git", "show-ref", "--verify", "-q", name], cwd=path).returncode == 0
+
+
+def _free(path: Path, name: str) -> bool:
+    import subprocess
+
+    taken = subprocess.run(["git", "for-each-ref", "--format=%(refname)"], cwd=path,
+                           capture_output=True, text=True).stdout.split()
+    return not any(other.startswith(name + "/") or name.startswith(other + "/")
+                   for other in taken)
