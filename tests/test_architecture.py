@@ -1,6 +1,6 @@
-"""The rooms' dependencies point one way: front ends (cli, commands, web) -> services (history,
-sharing, watch, care) -> core -> git. Read from the sources with `ast`, every import counted
-(those inside functions and under TYPE_CHECKING too: a lazy import is still a dependency)."""
+"""The rooms' dependencies point one way: front ends (cli, commands, web) -> services (reading,
+history, sharing, watch, care, access) -> core -> git. Read from the sources with `ast`, every
+import counted (inside functions and under TYPE_CHECKING too: a lazy import is a dependency)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 PACKAGE = "git_deployments"
 SOURCE = Path(__file__).resolve().parent.parent / "src" / PACKAGE
 FRONT_ENDS = ("cli", "commands", "web")
-SERVICES = ("history", "sharing", "watch", "care")
+SERVICES = ("reading", "history", "sharing", "watch", "care", "access")
 
 
 def module_name(path: Path) -> str:
