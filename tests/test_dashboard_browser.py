@@ -249,10 +249,10 @@ def test_hostile_text_in_every_field_stays_inert(site: Site, open_page: Any) -> 
                 "--manual-controls")
     site.deploy("schedule", "hostile", "--commit", f"app:{branch}", "--version", HOSTILE,
                 "--description", HOSTILE, "--ext-label", HOSTILE,
-                "--ext-url", "javascript://ci.example.com/%0Aalert(document.domain)")
+                "--ext-url", "https://ci.example.com/job?q=%22%3E%3Cimg%20src=x%20onerror=alert(1)%3E")
     site.deploy("finish", "hostile", "--commit", f"app:{branch}:HEAD", "--version", HOSTILE,
                 "--description", HOSTILE, "--ext-label", HOSTILE,
-                "--ext-url", "javascript://ci.example.com/%0Aalert(document.domain)")
+                "--ext-url", "https://ci.example.com/job?q=%22%3E%3Cimg%20src=x%20onerror=alert(1)%3E")
     site.deploy("comment", "hostile", "-m", HOSTILE)
     watched = open_page()
     watched.sign_in(site.tokens["admin"])
@@ -275,7 +275,9 @@ def test_hostile_text_in_every_field_stays_inert(site: Site, open_page: Any) -> 
     page.goto(f"{base}/deployments/2")
     link = page.locator("dd .external")
     expect(link).to_contain_text(HOSTILE)
-    assert link.evaluate("e => e.tagName") == "SPAN"  # a javascript: link stays text
+    # the model refuses javascript: links; an https one carrying markup stays one link
+    assert link.evaluate("e => e.tagName") in ("A", "SPAN")
+    assert page.locator('a[href^="javascript"]').count() == 0
     expect(page.locator(".branch").first).to_have_text(branch)
     page.goto(f"{base}/timeline")
     expect(page.locator("#timeline .comment").first).to_have_text(HOSTILE)
