@@ -425,7 +425,9 @@ def test_hostile_record_text_is_escaped_on_every_page(site: Site) -> None:
                 "--manual-controls")
     site.deploy("finish", "evil", "--commit", f"app:{branch}:HEAD", "--version", HOSTILE,
                 "--description", HOSTILE, "--ext-label", HOSTILE,
-                "--ext-url", "javascript://ci.example.com/%0Aalert(1)")
+                "--ext-url", 'https://ci.example.com/"><script>alert(1)</script>')
+    # a javascript: link never becomes a record, so no page can be made to carry one
+    site.deploy("finish", "evil", "--ext-url", "javascript://ci.example.com/%0Aalert(1)", code=1)
     site.deploy("comment", "evil", "-m", HOSTILE)
     client = signed_in(site, "admin")
     base = f"{BASE}/targets/evil"
