@@ -23,6 +23,7 @@ from git_deployments.core.model import (
     Deployment,
     Edit,
     EditTarget,
+    Incident,
     Index,
     Repository,
     Request,
@@ -88,6 +89,7 @@ class Change:
     subject: str
     body: str = ""
     trailers: list[tuple[str, str]] = field(default_factory=list)
+    incidents: dict[int, Incident | None] = field(default_factory=dict)
 
 
 class _Facts:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from git_deployments.core.validation import (
     AfterValidator,
@@ -35,6 +35,10 @@ MAX_HISTORY = 1000
 MAX_NUMBER = 999_999_999_999
 # hanging_after and failed_after, in seconds
 MAX_DURATION = 365 * 24 * 3600
+# a health check: how often, how long one probe may take, failures (and successes) in a row
+MAX_HEALTH_TIMEOUT = 300
+MAX_HEALTH_FAILURES = 100
+MAX_HEALTH_ARGS = 64
 # the times a record may hold: git dates a change in seconds since 1970, and a time plus any
 # duration must still be a date (the latest by far below year 9999, where datetime ends)
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
@@ -221,6 +225,9 @@ class Stored(Record):
     text is not a number), frozen once made."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # fields added after the format's first release: left out of the canonical text while they
+    # hold their default, so a record written before them keeps its bytes (and its replay)
+    OMITTED_AT_DEFAULT: ClassVar[frozenset[str]] = frozenset()
 
 
 class CommitRef(Stored):
@@ -288,6 +295,51 @@ class Deployment(Stored):
         return f"{version} ({refs})" if refs else version
 
 
+class HealthCheck(Stored):
+    """How the watcher probes a target: an http(s) URL (answering 2xx, with `expect` in its
+    body if given) or a program run without a shell (exit status 0), every `every` seconds, cut
+    off after `timeout`; `failures` in a row open an incident, as many successes resolve it."""
+
+    url: Url | None = None
+    expect: Line | None = None
+    exec: list[Line] | None = Field(default=None, min_length=1, max_length=MAX_HEALTH_ARGS)
+    every: Seconds = 30
+    timeout: Annotated[int, Field(ge=1, le=MAX_HEALTH_TIMEOUT)] = 5
+    failures: Annotated[int, Field(ge=1, le=MAX_HEALTH_FAILURES)] = 3
+
+    @model_validator(mode="after")
+    def one_probe(self) -> Any:
+        if (self.url is None) == (self.exec is None):
+            raise ValueError("a health check has either a URL or a program, not both")
+        if self.expect is not None and self.url is None:
+            raise ValueError("expected text is looked for in a URL's answer only")
+        if self.timeout > self.every:
+            raise ValueError("a health check's timeout must not be longer than its interval")
+        return self
+
+    def describe(self) -> str:
+        probe = self.url if self.url is not None else " ".join(self.exec or [])
+        return f"{probe} every {self.every}s"
+
+
+class Incident(Stored):
+    """Something wrong with what a target runs, from when it opened until it was resolved;
+    attributed to a deployment (the current one when it opened, unless one was named)."""
+
+    id: Number
+    deployment: Number | None = None
+    opened_at: Moment
+    opened_by: Line
+    reason: Text = ""
+    resolved_at: Moment | None = None
+    resolved_by: Line | None = None
+    resolution: Text | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
+
+
 class Repository(Stored):
     name: RepositoryName
     location: Line | None = None
@@ -306,6 +358,9 @@ class Target(Stored):
     schedule_on_push: list[Branch] = Field(default_factory=list, max_length=64)
     archived: bool = False
     created_at: Moment
+    health: HealthCheck | None = None
+
+    OMITTED_AT_DEFAULT = frozenset({"health"})
 
     @model_validator(mode="after")
     def timeouts_in_order(self) -> Any:
@@ -338,6 +393,11 @@ class Index(Stored):
     in_flight: Number | None = None
     current: Number | None = None
     scheduled: list[ScheduledEntry] = Field(default_factory=list)
+    # incidents: the ids of those open, oldest first, and the id the next one gets
+    open_incidents: list[Number] = Field(default_factory=list, max_length=MAX_HISTORY)
+    next_incident: Number = 1
+
+    OMITTED_AT_DEFAULT = frozenset({"open_incidents", "next_incident"})
 
     def scheduled_for(self, branch_keys: set[tuple[str, str]]) -> list[int]:
         """Numbers of scheduled deployments sharing a (repository, branch) with `branch_keys`."""
@@ -367,6 +427,7 @@ class TargetSettings(Stored):
     failed_after: Seconds | Literal["off"] | None = None
     start_requires_schedule: bool | None = None
     schedule_on_push: list[Branch] | None = Field(default=None, max_length=64)
+    health: HealthCheck | Literal["off"] | None = None
 
 
 class CreateTarget(Request):
@@ -440,9 +501,29 @@ class Comment(Request):
     text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT), AfterValidator(_text)]
 
 
+class OpenIncident(Request):
+    """An incident opens (by a person, or by the watcher after failed health checks)."""
+
+    op: Literal["incident-open"] = "incident-open"
+    # the deployment it is attributed to; None: the current one when it opened
+    deployment: Number | None = None
+    reason: Text | None = None
+    # when it opened, if earlier than the request (recorded after the fact: --at)
+    happened_at: Moment | None = None
+
+
+class ResolveIncident(Request):
+    """An open incident is resolved; `id` None: the only one open."""
+
+    op: Literal["incident-resolve"] = "incident-resolve"
+    id: Number | None = None
+    reason: Text | None = None
+    happened_at: Moment | None = None
+
+
 Operation = Annotated[
     CreateTarget | EditTarget | ArchiveTarget | Deploy | SetStatus | Timeout | Edit | Delete
-    | Comment,
+    | Comment | OpenIncident | ResolveIncident,
     Field(discriminator="op"),
 ]
 

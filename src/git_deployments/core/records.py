@@ -78,13 +78,25 @@ def _yaml_loader() -> Any:
 
 def dump(model: Record) -> bytes:
     """The canonical text of a record: fixed key order, no flow style, UTF-8."""
-    data = model.model_dump(mode="json", exclude_none=False)
+    data = _canonical(model)
     text = plainyaml.dump(data)
     if text is not None:
         return text.encode("utf-8")
     stream = io.StringIO()
     _yaml_dumper().dump(data, stream)
     return stream.getvalue().encode("utf-8")
+
+
+def _canonical(model: Record) -> dict[str, Any]:
+    """The record's fields as JSON data, leaving out a later field that holds its default (the
+    records that have such fields are the top-level ones: target, index)."""
+    data = model.model_dump(mode="json", exclude_none=False)
+    for name in getattr(model, "OMITTED_AT_DEFAULT", ()):
+        spec = type(model).fields()[name]
+        default = spec.factory() if spec.factory is not None else spec.default
+        if getattr(model, name) == default:
+            del data[name]
+    return data
 
 
 def load_data(raw: bytes, where: str, limit: int = MAX_RECORD_BYTES) -> Any:

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from git_deployments.core import records, timeline
 from git_deployments.core.locking import target_lock
-from git_deployments.core.model import Deployment, Index, Request, Target, key_problem
+from git_deployments.core.model import (
+    Deployment,
+    Incident,
+    Index,
+    Request,
+    Target,
+    key_problem,
+)
 from git_deployments.core.timeline import REF_PREFIX
 from git_deployments.errors import ConflictError, CorruptRecord, DeployError, NotFound
 from git_deployments.git.repo import CommitInfo, GitRepo, RaceLost, open_repository
@@ -47,6 +54,11 @@ def record_path(number: int) -> str:
     the path stays small (at most 20 entries) however long the history grows."""
     digits = str(number)
     return "deployments/" + "".join(f"{d}/" for d in digits[:-1]) + f"{digits}.yaml"
+
+
+def incident_path(number: int) -> str:
+    """`incidents/1/12.yaml`: laid out as the deployments are."""
+    return "incidents/" + record_path(number).removeprefix("deployments/")
 
 
 def check_key(key: str) -> str:
@@ -103,6 +115,41 @@ class TreeSnapshot:
         if record.number != number:
             raise CorruptRecord(f"{self.where}:{path} holds deployment #{record.number}")
         return record
+
+    def incident(self, number: int) -> Incident | None:
+        path = incident_path(number)
+        raw = self._blob(path)
+        if raw is None:
+            return None
+        incident = records.load(Incident, raw, f"{self.where}:{path}")
+        if incident.id != number:
+            raise CorruptRecord(f"{self.where}:{path} holds incident {incident.id}")
+        return incident
+
+    def open_incidents(self) -> list[Incident]:
+        """The incidents open now, oldest first (read through the index: no scan)."""
+        index = self.index
+        if index is None:
+            return []
+        found = []
+        for number in index.open_incidents:
+            incident = self.incident(number)
+            if incident is None:
+                raise CorruptRecord(f"{self.where}: index.yaml names incident {number}, "
+                                    "which is missing")
+            found.append(incident)
+        return found
+
+    def all_incidents(self) -> list[Incident]:
+        """Every incident in the tree, by id (a full scan: for listing, metrics and fsck)."""
+        tree = self.git.subtree(self.tree, "incidents") if self.tree else None
+        if tree is None:
+            return []
+        found = []
+        for path, oid, _mode in self.git.walk_tree(tree, "incidents/"):
+            raw = self.git.read_blob(oid)
+            found.append(records.load(Incident, raw, f"{self.where}:{path}"))
+        return sorted(found, key=lambda i: i.id)
 
     def require(self) -> tuple[Target, Index]:
         if self.target is None or self.index is None:
@@ -321,6 +368,8 @@ def changed_files(snap: Snapshot, change: Change) -> dict[str, bytes | None]:
         files["index.yaml"] = records.dump(change.index)
     for number, record in change.records.items():
         files[record_path(number)] = records.dump(record) if record is not None else None
+    for number, incident in change.incidents.items():
+        files[incident_path(number)] = records.dump(incident) if incident is not None else None
     return files
 
 

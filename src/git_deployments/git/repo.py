@@ -231,6 +231,14 @@ class GitRepo:
             return None
         return bytes(entry.data)
 
+    def subtree(self, tree_id: str, path: str) -> str | None:
+        """The id of the tree at `path` in tree `tree_id`, or None when there is none."""
+        try:
+            entry = self.repo[tree_id] / path  # type: ignore[operator]
+        except (KeyError, TypeError):
+            return None
+        return str(entry.id) if isinstance(entry, pygit2.Tree) else None
+
     def blob_size(self, tree_id: str, path: str) -> int | None:
         try:
             entry = self.repo[tree_id] / path  # type: ignore[operator]
