@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "git_deployments.commands.targets",
     "git_deployments.commands.deployments",
     "git_deployments.commands.history",
+    "git_deployments.commands.metrics",
     "git_deployments.commands.sync",
     "git_deployments.commands.hooks",
     "git_deployments.commands.run",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,22 +178,33 @@ class Repositories:
         return repo is self.git
 
 
-def fill_range(span: RepoRange, repos: Repositories, *, max_count: int | None = None,
-               full: bool = False) -> RepoRange:
-    """List `span`'s commits: base..head, or head's history when there is no base."""
+def _readable(span: RepoRange, repos: Repositories) -> GitRepo | None:
+    """The repository `span`'s commits are listed from, or None with `span.problem` saying
+    why they cannot be (the repository is not here, no commit is recorded, one is missing)."""
     repo, problem = repos.open(span.repository)
     if repo is None:
         span.problem = problem
-        return span
-    home = repos.is_home(repo)
+        return None
     if span.head is None:
         span.problem = "no commit recorded yet (latest)"
-        return span
+        return None
     span.missing = [c for c in (span.base, span.head) if c and not repo.is_commit(c)]
     if span.missing:
         ids = ", ".join(span.missing)
         span.problem = (f"commit {ids} is missing from repository '{span.repository}' "
                         "(not fetched, or pruned after its branch was force-pushed or deleted)")
+        return None
+    return repo
+
+
+def fill_range(span: RepoRange, repos: Repositories, *, max_count: int | None = None,
+               full: bool = False) -> RepoRange:
+    """List `span`'s commits: base..head, or head's history when there is no base."""
+    repo = _readable(span, repos)
+    if repo is None:
+        return span
+    home = repos.is_home(repo)
+    if span.head is None:  # checked by _readable: said again for the type checker
         return span
     if span.base is None:
         limit = FIRST_MAX_COUNT if max_count is None else max_count
@@ -222,6 +233,29 @@ def fill_range(span: RepoRange, repos: Repositories, *, max_count: int | None = 
         span.removed_truncated = max_count is not None and len(removed) > max_count
         span.removed = removed[:max_count] if max_count is not None else removed
     return span
+
+
+def author_times(span: RepoRange, repos: Repositories) -> list[tuple[str, int]]:
+    """(id, author time in seconds since 1970) of every commit `span` brings: the set
+    `fill_range` lists, without a limit (a first deployment: its whole history), newest first;
+    one `git rev-list`, which prints nothing but the two. Empty, with `span.problem` set, when
+    the commits cannot be read here."""
+    repo = _readable(span, repos)
+    if repo is None or span.head is None or span.base == span.head:
+        return []
+    exclude = [span.base] if span.base is not None else []
+    for oid in (span.head, *exclude):
+        if not COMMIT_PATTERN.match(oid):  # only ids reach git's command line
+            raise DeployError(f"invalid commit id {oid!r}")
+    revisions = "\n".join([span.head, *(f"^{oid}" for oid in exclude)]) + "\n"
+    text = program.output(repo.git_dir, ["rev-list", "--no-commit-header", "--format=%H %at",
+                                         "--stdin"], stdin=revisions, home=repos.is_home(repo))
+    found = []
+    for line in text.splitlines():
+        oid, _, when = line.partition(" ")
+        if when:
+            found.append((oid, int(when)))
+    return found
 
 
 # --- what a deployment brought -------------------------------------------------------------------
@@ -264,16 +298,17 @@ def no_deployments(key: str, index: Any) -> str:
             f"ones: git log refs/deployments/{key})")
 
 
-def previous_successful(snap: TreeSnapshot, record: Deployment
+def previous_successful(record_of: Callable[[int], Deployment | None], record: Deployment
                         ) -> dict[str, tuple[int, str, str]]:
     """For each repository of `record`: (number, branch, commit) of the newest successful
-    deployment numbered below it that deployed that repository."""
+    deployment numbered below it that deployed that repository. `record_of` reads a record
+    by number (`TreeSnapshot.record`, or a lookup in records already read)."""
     wanted = {ref.repository for ref in record.commits if ref.commit}
     found: dict[str, tuple[int, str, str]] = {}
     for n in range(record.number - 1, 0, -1):
         if not wanted - found.keys():
             break
-        earlier = snap.record(n)
+        earlier = record_of(n)
         if earlier is None or earlier.status not in SUCCESSFUL:
             continue
         by_branch = {(ref.repository, ref.branch): ref.commit for ref in earlier.commits}
@@ -297,15 +332,24 @@ def brought(store: Store, key: str, number: int | None = None, *,
     snap = store.existing(key)
     target, _ = snap.require()
     record = pick(snap, number)
-    before = previous_successful(snap, record)
     repos = Repositories(store.git, target)
-    ranges = []
+    ranges = [fill_range(span, repos, max_count=max_count, full=full)
+              for span in spans(snap.record, record)]
+    return Brought(key=key, record=record, ranges=ranges)
+
+
+def spans(record_of: Callable[[int], Deployment | None], record: Deployment
+          ) -> list[RepoRange]:
+    """One range per commit ref of `record`, each from the previous successful deployment of
+    its repository (none for a first deployment), not yet listed."""
+    before = previous_successful(record_of, record)
+    found = []
     for ref in record.commits:
         base = before.get(ref.repository)
-        span = RepoRange(repository=ref.repository, branch=ref.branch, head=ref.commit,
-                         base=base[2] if base else None, base_number=base[0] if base else None)
-        ranges.append(fill_range(span, repos, max_count=max_count, full=full))
-    return Brought(key=key, record=record, ranges=ranges)
+        found.append(RepoRange(repository=ref.repository, branch=ref.branch, head=ref.commit,
+                               base=base[2] if base else None,
+                               base_number=base[0] if base else None))
+    return found
 
 
 def brought_counts(store: Store, key: str, record: Deployment) -> list[dict[str, Any]]:
@@ -313,7 +357,7 @@ def brought_counts(store: Store, key: str, record: Deployment) -> list[dict[str,
     them (what `show` prints as the way to the list)."""
     snap = store.existing(key)
     target, _ = snap.require()
-    before = previous_successful(snap, record)
+    before = previous_successful(snap.record, record)
     repos = Repositories(store.git, target)
     counts = []
     for ref in record.commits:
