@@ -57,12 +57,11 @@ def cmd_metrics(ctx: Context, targets: list[str] | None = None, since: str | Non
         out.line("no targets yet; create one with 'git deploy target create <key>'")
         return code
     shown = [*entries, data["total"]] if len(entries) > 1 else entries
+    width = max(len(text) for entry in shown for _, text, _ in _rows(entry))
     for entry in shown:
         out.line()
         out.line(out.bold(entry["target"] or "all targets"))
-        rows = _rows(entry)
-        width = max(len(text) for _, text, _ in rows)
-        for name, text, band in rows:
+        for name, text, band in _rows(entry):
             out.line(f"  {name:<21} {text:<{width}}  {_band(out, band)}")
         for problem in entry["problems"]:
             out.line(out.dim(f"  note: {problem}"))
