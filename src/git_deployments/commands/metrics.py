@@ -23,7 +23,8 @@ def register(subparsers: Any) -> None:
                     "of all of them together, over [--since, --until), each with its band "
                     "(elite, high, medium, low) from the 2023 Accelerate State of DevOps "
                     "Report. docs/metrics.md defines each figure exactly.")
-    p.add_argument("targets", type=target_key, nargs="*", metavar="TARGET")
+    p.add_argument("targets", type=target_key, nargs="*", metavar="TARGET",
+                   help="a target to measure (default: every target not archived)")
     p.add_argument("--since", metavar="90d|DATE",
                    help="the window's start: a span before --until (90d, 12w, 36h) or a date "
                         "(default: 90d)")
