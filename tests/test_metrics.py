@@ -223,6 +223,9 @@ def test_the_total_is_computed_over_every_deployment_not_averaged() -> None:
 #   #4 current 03-03 05:00 (c3)             brings c3 (5 h); restores #3's failure in 3 h
 #   #5 current 03-10 00:00 (c5)             brings c4 (1 day); c5 dated after it: dropped
 #   #6 rollback to #4, current 03-10 06:00  rolls #5 back: #5 failed. Brings nothing
+#   incident 1 opened 03-16 00:00           on #6 (current then): #6 failed; resolved 00:30,
+#                                           restored in 30 minutes
+#   incident 2 opened 03-25 00:00           on #6 too; still open: no restore counted
 #   #7 current 03-30 00:00 (c6)             at `until`: out
 # staging:
 #   #1 current 03-05 00:00 (c2)             its first deployment: all its history, c0 (32
@@ -269,6 +272,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
         deploy_at(deploy, "2026-03-03T05:00:00Z", "finish", "prod", "--commit", ref("c3"))
         deploy_at(deploy, "2026-03-10T00:00:00Z", "finish", "prod", "--commit", ref("c5"))
         deploy_at(deploy, "2026-03-10T06:00:00Z", "rollback", "prod", "--finish")
+        deploy_at(deploy, "2026-03-16T00:00:00Z", "incident", "open", "prod", "-m", "500s")
+        deploy_at(deploy, "2026-03-16T00:30:00Z", "incident", "resolve", "prod")
+        deploy_at(deploy, "2026-03-25T00:00:00Z", "incident", "open", "prod", "-m", "slow")
         deploy_at(deploy, "2026-03-30T00:00:00Z", "finish", "prod", "--commit", ref("c6"))
         deploy_at(deploy, "2026-03-05T00:00:00Z", "finish", "staging", "--commit", ref("c2"))
         deploy_at(deploy, "2026-03-20T00:00:00Z", "start", "staging", "--commit", ref("c6"))
@@ -295,6 +301,9 @@ def test_the_setup_is_what_the_comments_say(built: Built) -> None:
         (1, "completed", None)]
     brought = built.deploy.json("commits", "prod", "5")
     assert [c["subject"] for c in brought["commits"]] == ["c5", "c4"]  # type: ignore
+    incidents = built.deploy.json("incidents", "prod")
+    assert sorted((i["id"], i["deployment"], i["resolved_at"])  # type: ignore
+                  for i in incidents) == [(1, 6, "2026-03-16T00:30:00Z"), (2, 6, None)]
 
 
 def test_prod_figures_worked_out_by_hand(built: Built) -> None:
@@ -308,11 +317,12 @@ def test_prod_figures_worked_out_by_hand(built: Built) -> None:
     # [5 h, 6 h, 1 day, 1 day] = [18000, 21600, 86400, 86400]: median the 2nd, p90 the 4th
     assert prod["lead_time"] == {"commits": 4, "median_seconds": 21600, "p90_seconds": 86400,
                                  "band": "elite"}
-    # #2 (the failed #3 before #4) and #5 (rolled back by #6): 2 of 4
-    assert prod["change_failure_rate"] == {"failed": 2, "deployments": 4, "rate": 0.5,
+    # #2 (the failed #3 before #4), #5 (rolled back by #6), #6 (incident 1): 3 of 4
+    assert prod["change_failure_rate"] == {"failed": 3, "deployments": 4, "rate": 0.75,
                                            "band": "low"}
-    # #3 failed at 02:00, #4 current at 05:00: 3 hours
-    assert prod["time_to_restore"] == {"restores": 1, "median_seconds": 10800, "band": "high"}
+    # incident 1: 30 minutes; #3 failed at 02:00, #4 current at 05:00: 3 hours. Incident 2
+    # is open. [1800, 10800]: the median is the 1st
+    assert prod["time_to_restore"] == {"restores": 2, "median_seconds": 1800, "band": "elite"}
     # weeks from 03-02: #2 and #4 (median of [5 h, 6 h, 1 day]: 6 h), then #5 and #6
     assert prod["series"] == {"weeks": ["2026-03-02", "2026-03-09", "2026-03-16",
                                         "2026-03-23"],
@@ -344,10 +354,10 @@ def test_every_target_and_the_total(built: Built) -> None:
     # which is not below a day: high
     assert total["lead_time"] == {"commits": 7, "median_seconds": 86400,
                                   "p90_seconds": 2764800, "band": "high"}
-    assert total["change_failure_rate"] == {"failed": 3, "deployments": 5, "rate": 0.6,
+    assert total["change_failure_rate"] == {"failed": 4, "deployments": 5, "rate": 0.8,
                                             "band": "low"}
-    assert total["time_to_restore"] == {"restores": 1, "median_seconds": 10800,
-                                        "band": "high"}
+    assert total["time_to_restore"] == {"restores": 2, "median_seconds": 1800,
+                                        "band": "elite"}
     assert data["bands"]["year"] == 2023 and data["errors"] == []
     # an archived target named on the command line is measured
     named = figures(built, "old", *WINDOW)
@@ -376,7 +386,7 @@ def test_the_human_output_says_each_band_in_words(built: Built) -> None:
     assert prod.splitlines()[0].split()[-1] == "high"  # frequency
     assert "median 6h, 90th percentile 1d (4 commits)" in prod and \
         prod.splitlines()[1].endswith("elite")
-    assert "50.0% (2 of 4)" in prod and "median 3h (1 restore)" in prod
+    assert "75.0% (3 of 4)" in prod and "median 30m (2 restores)" in prod
     staging = text.split("\nstaging\n", 1)[1]
     assert staging.splitlines()[3].split()[-2:] == ["no", "data"]
 
