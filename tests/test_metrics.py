@@ -249,39 +249,44 @@ def deploy_at(deploy: Deploy, when: str, *args: str, ok: bool = True) -> Any:
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     with pytest.MonkeyPatch.context() as patch:
         hermetic_environment(patch, tmp_path_factory.mktemp("home"))
-        repo = tmp_path_factory.mktemp("metrics") / "app"
-        repo.mkdir()
-        git(repo, "init", "-q")
-        commits = {}
-        for name, date in (("c0", "2026-02-01T00:00:00Z"), ("c1", "2026-03-01T00:00:00Z"),
-                           ("c2", "2026-03-01T18:00:00Z"), ("c3", "2026-03-03T00:00:00Z"),
-                           ("c4", "2026-03-09T00:00:00Z"), ("c5", "2026-03-20T00:00:00Z"),
-                           ("c6", "2026-03-20T12:00:00Z")):
-            commits[name] = make_commit(repo, name, date)
-        deploy = Deploy(repo)
+        yield build_history(tmp_path_factory.mktemp("metrics"))
 
-        def ref(name: str) -> str:
-            return f"app:main:{commits[name]}"
 
-        for key in ("prod", "staging", "old"):
-            deploy_at(deploy, "2026-01-01T00:00:00Z", "target", "create", key)
-        deploy_at(deploy, "2026-02-10T00:00:00Z", "finish", "prod", "--commit", ref("c0"))
-        deploy_at(deploy, "2026-03-02T00:00:00Z", "finish", "prod", "--commit", ref("c2"))
-        deploy_at(deploy, "2026-03-03T01:00:00Z", "start", "prod", "--commit", ref("c3"))
-        deploy_at(deploy, "2026-03-03T02:00:00Z", "fail", "prod")
-        deploy_at(deploy, "2026-03-03T05:00:00Z", "finish", "prod", "--commit", ref("c3"))
-        deploy_at(deploy, "2026-03-10T00:00:00Z", "finish", "prod", "--commit", ref("c5"))
-        deploy_at(deploy, "2026-03-10T06:00:00Z", "rollback", "prod", "--finish")
-        deploy_at(deploy, "2026-03-16T00:00:00Z", "incident", "open", "prod", "-m", "500s")
-        deploy_at(deploy, "2026-03-16T00:30:00Z", "incident", "resolve", "prod")
-        deploy_at(deploy, "2026-03-25T00:00:00Z", "incident", "open", "prod", "-m", "slow")
-        deploy_at(deploy, "2026-03-30T00:00:00Z", "finish", "prod", "--commit", ref("c6"))
-        deploy_at(deploy, "2026-03-05T00:00:00Z", "finish", "staging", "--commit", ref("c2"))
-        deploy_at(deploy, "2026-03-20T00:00:00Z", "start", "staging", "--commit", ref("c6"))
-        deploy_at(deploy, "2026-03-20T01:00:00Z", "fail", "staging")
-        deploy_at(deploy, "2026-03-04T00:00:00Z", "finish", "old", "--commit", ref("c2"))
-        deploy_at(deploy, "2026-03-04T00:00:00Z", "target", "archive", "old")
-        yield Built(repo, deploy, commits)
+def build_history(root: Path) -> Built:
+    """The history described above, in `root`/app (the web tests serve it too)."""
+    repo = root / "app"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    commits = {}
+    for name, date in (("c0", "2026-02-01T00:00:00Z"), ("c1", "2026-03-01T00:00:00Z"),
+                       ("c2", "2026-03-01T18:00:00Z"), ("c3", "2026-03-03T00:00:00Z"),
+                       ("c4", "2026-03-09T00:00:00Z"), ("c5", "2026-03-20T00:00:00Z"),
+                       ("c6", "2026-03-20T12:00:00Z")):
+        commits[name] = make_commit(repo, name, date)
+    deploy = Deploy(repo)
+
+    def ref(name: str) -> str:
+        return f"app:main:{commits[name]}"
+
+    for key in ("prod", "staging", "old"):
+        deploy_at(deploy, "2026-01-01T00:00:00Z", "target", "create", key)
+    deploy_at(deploy, "2026-02-10T00:00:00Z", "finish", "prod", "--commit", ref("c0"))
+    deploy_at(deploy, "2026-03-02T00:00:00Z", "finish", "prod", "--commit", ref("c2"))
+    deploy_at(deploy, "2026-03-03T01:00:00Z", "start", "prod", "--commit", ref("c3"))
+    deploy_at(deploy, "2026-03-03T02:00:00Z", "fail", "prod")
+    deploy_at(deploy, "2026-03-03T05:00:00Z", "finish", "prod", "--commit", ref("c3"))
+    deploy_at(deploy, "2026-03-10T00:00:00Z", "finish", "prod", "--commit", ref("c5"))
+    deploy_at(deploy, "2026-03-10T06:00:00Z", "rollback", "prod", "--finish")
+    deploy_at(deploy, "2026-03-16T00:00:00Z", "incident", "open", "prod", "-m", "500s")
+    deploy_at(deploy, "2026-03-16T00:30:00Z", "incident", "resolve", "prod")
+    deploy_at(deploy, "2026-03-25T00:00:00Z", "incident", "open", "prod", "-m", "slow")
+    deploy_at(deploy, "2026-03-30T00:00:00Z", "finish", "prod", "--commit", ref("c6"))
+    deploy_at(deploy, "2026-03-05T00:00:00Z", "finish", "staging", "--commit", ref("c2"))
+    deploy_at(deploy, "2026-03-20T00:00:00Z", "start", "staging", "--commit", ref("c6"))
+    deploy_at(deploy, "2026-03-20T01:00:00Z", "fail", "staging")
+    deploy_at(deploy, "2026-03-04T00:00:00Z", "finish", "old", "--commit", ref("c2"))
+    deploy_at(deploy, "2026-03-04T00:00:00Z", "target", "archive", "old")
+    return Built(repo, deploy, commits)
 
 
 WINDOW = ("--since", "2026-03-02T00:00:00Z", "--until", "2026-03-30T00:00:00Z")

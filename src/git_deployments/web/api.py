@@ -17,6 +17,7 @@ from git_deployments.web.http import ApiError, json_response, read_json
 if TYPE_CHECKING:
     from git_deployments.core.model import Request as Operation
     from git_deployments.core.store import Store, WriteResult
+    from git_deployments.history.metrics import Window
     from git_deployments.web.projects import Project
 
 DEFAULT_PAGE = queries.DEFAULT_PAGE
@@ -228,6 +229,37 @@ async def contains(request: Request, project: Project | None) -> Response:
         raise ApiError(400, "invalid_value", f"invalid repository name {repository[:100]!r}")
     return await cache.answer(request, served,
                               queries.contains(served.name, commit, keys, repository))
+
+
+def metrics_targets(request: Request) -> list[str]:
+    """`?target=a&target=b` or `?target=a,b`: valid keys, in the order given."""
+    found: list[str] = []
+    for value in request.query_params.getlist("target"):
+        for key in value.split(","):
+            if not key:
+                continue
+            if key_problem(key):
+                raise ApiError(400, "invalid_value", f"invalid target key {key[:100]!r}")
+            found.append(key)
+    return list(dict.fromkeys(found))
+
+
+def metrics_window(request: Request) -> Window:
+    """`?since=90d|DATE&until=DATE`, read as `git deploy metrics` reads them; without `until`,
+    the start of the current minute, so an answer is computed once a minute at most."""
+    from git_deployments.core.intake import clock
+    from git_deployments.history.metrics import window_of
+
+    return window_of(request.query_params.get("since") or None,
+                     request.query_params.get("until") or None,
+                     clock().replace(second=0), prefix="")
+
+
+async def metrics(request: Request, project: Project | None) -> Response:
+    """The four DORA figures of each target and of all together (git deploy metrics)."""
+    served = _project(project)
+    return await cache.answer(request, served, queries.metrics(
+        served.name, metrics_targets(request), metrics_window(request)))
 
 
 # --- writing ------------------------------------------------------------------------------------

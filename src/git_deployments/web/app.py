@@ -116,6 +116,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", TARGET + "/compare", api.compare, VIEW,
              "what another target's current deployment has that this one's has not "
              "(git deploy compare)", query=(("with", "the other target's key"),)),
+    Endpoint("GET", PROJECT + "/metrics", api.metrics, VIEW,
+             "deployment frequency, lead time, change failure rate and time to restore, per "
+             "target and all together (git deploy metrics)",
+             query=(("target", "only this target (repeat, or comma-separated; default: every "
+                               "target not archived)"),
+                    ("since", "the window's start: a span before until (90d, 12w, 36h) or a "
+                              "date (default 90d)"),
+                    ("until", "the window's end, not included (default: now)"))),
     Endpoint("GET", PROJECT + "/contains/{commit:path}", api.contains, VIEW,
              "which targets run a commit, and what first shipped it (git deploy contains)",
              query=(("target", "only this target (repeat)"),

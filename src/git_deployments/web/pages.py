@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -191,6 +191,11 @@ class Urls:
     def compare(self, a: str | None = None, b: str | None = None) -> str:
         return _with(f"{self.home}/compare", {"a": a, "b": b})
 
+    def metrics(self, target: str | None = None, since: str | None = None,
+                until: str | None = None) -> str:
+        return _with(f"{self.home}/metrics", {"target": target, "since": since,
+                                               "until": until})
+
     def action(self, key: str, name: str) -> str:
         return f"{self.home}/targets/{key}/{name}"
 
@@ -239,8 +244,10 @@ def _sources(asked: Sequence[Query]) -> tuple[str, ...]:
 
 def page_etag(request: Request, project: Project | None, asked: Sequence[Query]) -> str:
     state: Any = cache.fingerprint(project, _sources(asked)) if project is not None else ()
+    # the queries' own addresses too: one whose window ends now moves on without a ref moving
     key = repr((request.app.state.code_stamp, request.url.path,
-                sorted(request.query_params.multi_items()), viewer(request), state))
+                sorted(request.query_params.multi_items()), viewer(request), state,
+                [query.url for query in asked]))
     return 'W/"' + hashlib.blake2b(key.encode("utf-8", "surrogateescape"),
                                    digest_size=16).hexdigest() + '"'
 
@@ -561,6 +568,68 @@ async def compare_page(request: Request, project: Project | None) -> Response:
                         lambda answers: {"a": a, "b": b})
 
 
+METRIC_NAMES = (("deployment_frequency", "Deployment frequency"), ("lead_time", "Lead time"),
+                ("change_failure_rate", "Change failure rate"),
+                ("time_to_restore", "Time to restore"))
+
+
+async def metrics_page(request: Request, project: Project | None) -> Response:
+    """The four DORA figures of each target and of all together, with their bands, and two
+    charts per week (drawn by static/metrics.js from the data in the page)."""
+    served = _project(project)
+    keys = api.metrics_targets(request)
+    window = api.metrics_window(request)
+    asked = {"targets": queries.targets(served.name, False),
+             "metrics": queries.metrics(served.name, keys, window)}
+
+    def context(answers: dict[str, cache.Answer]) -> dict[str, Any]:
+        data = answers["metrics"].data
+        entries = list(data["targets"])
+        if len(entries) > 1:
+            entries.append(data["total"])
+        return {"chosen": keys[0] if len(keys) == 1 else "",
+                "since_text": request.query_params.get("since", ""),
+                "until_text": request.query_params.get("until", ""),
+                "entries": entries, "metric_names": METRIC_NAMES,
+                "charts": charts(entries)}
+
+    return await render(request, served, "metrics.html", asked, context)
+
+
+def charts(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """What static/metrics.js draws, as JSON text for a data- attribute (escaped like any
+    attribute value; the script reads it back with getAttribute), and the same per week as
+    rows of a table for those who do not see the charts."""
+    import json
+    from datetime import date
+
+    if not entries:
+        return {"deployments": "", "lead_time": "", "weeks": []}
+    weeks = entries[0]["series"]["weeks"]
+    stamps = [int(datetime.combine(date.fromisoformat(w), datetime.min.time(),
+                                   tzinfo=UTC).timestamp()) for w in weeks]
+    labels = [entry["target"] or "all targets" for entry in entries]
+
+    def hours(value: int | None) -> float | None:
+        return None if value is None else round(value / 3600, 2)
+
+    deployments = {"x": stamps, "unit": "deployments",
+                   "series": [{"label": label, "values": entry["series"]["deployments"]}
+                              for label, entry in zip(labels, entries, strict=True)]}
+    lead_time = {"x": stamps, "unit": "hours (median)",
+                 "series": [{"label": label,
+                             "values": [hours(v) for v in
+                                        entry["series"]["lead_time_median_seconds"]]}
+                            for label, entry in zip(labels, entries, strict=True)]}
+    rows = [{"week": week,
+             "cells": [(entry["series"]["deployments"][i],
+                        entry["series"]["lead_time_median_seconds"][i]) for entry in entries]}
+            for i, week in enumerate(weeks)]
+    return {"deployments": json.dumps(deployments, separators=(",", ":")),
+            "lead_time": json.dumps(lead_time, separators=(",", ":")),
+            "labels": labels, "weeks": rows}
+
+
 # --- forms ----------------------------------------------------------------------------------------
 
 
@@ -752,6 +821,7 @@ PAGES: tuple[tuple[str, str, Handler, str | None], ...] = (
     ("GET", PROJECT, overview, VIEW),
     ("GET", PROJECT + "/commit", commit_page, VIEW),
     ("GET", PROJECT + "/compare", compare_page, VIEW),
+    ("GET", PROJECT + "/metrics", metrics_page, VIEW),
     ("GET", TARGET, target_deployments, VIEW),
     ("GET", TARGET + "/timeline", target_timeline, VIEW),
     ("GET", TARGET + "/settings", target_settings, VIEW),

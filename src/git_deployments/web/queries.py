@@ -12,6 +12,7 @@ from urllib.parse import quote, urlencode
 
 if TYPE_CHECKING:
     from git_deployments.core.store import Store
+    from git_deployments.history.metrics import Window
 
 API = "/api/v1/projects"
 DEFAULT_PAGE = 50
@@ -250,3 +251,18 @@ def contains(project: str, commit: str, keys: Sequence[str] | None = None,
                  EVERY_REF,
                  lambda store: contains_json(read_contains(store, commit, keys or None,
                                                            repository)))
+
+
+def metrics(project: str, keys: Sequence[str], window: Window) -> Query:
+    """The four DORA figures of `keys` (none: every target not archived) and of all together
+    over `window` (git deploy metrics). The window is in the parameters, so an answer is kept
+    for exactly that window."""
+    from git_deployments.core.timeutil import iso
+    from git_deployments.history.metrics import report
+
+    chosen = list(dict.fromkeys(keys))
+    params = (*(("target", key) for key in chosen), ("since", iso(window.since)),
+              ("until", iso(window.until)))
+    sources = tuple(target_ref(key) for key in chosen) or (DEPLOYMENTS,)
+    return Query(f"{base(project)}/metrics", params, sources,
+                 lambda store: report(store, chosen, window).as_json())
