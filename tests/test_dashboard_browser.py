@@ -290,6 +290,30 @@ def test_hostile_text_in_every_field_stays_inert(site: Site, open_page: Any) -> 
     assert not [e for e in watched.errors if "Content Security Policy" not in e], watched.errors
 
 
+# --- metrics -------------------------------------------------------------------------------------
+
+
+def test_the_metrics_page_draws_its_charts(site: Site, open_page: Any, shots: Path) -> None:
+    from playwright.sync_api import expect
+
+    watched = open_page()
+    watched.sign_in(site.tokens["view"])
+    page = watched.page
+    page.get_by_role("link", name="Metrics").click()
+    page.wait_for_url(re.compile(r".*/projects/app/metrics$"))
+    # uPlot draws each chart on a canvas, with its legend naming the targets
+    expect(page.locator("#charts .chart canvas")).to_have_count(2)
+    expect(page.locator("#charts .chart").first.locator(".u-legend")).to_contain_text(
+        "production")
+    band = page.locator('tr[data-target="production"] [data-metric="deployment_frequency"] '
+                        '.band')
+    expect(band).to_have_text(re.compile(r"^(elite|high|medium|low)$"))
+    width = page.locator("#charts .chart canvas").first.evaluate("c => c.width")
+    assert width > 0
+    page.screenshot(path=str(shots / "metrics-1280.png"), full_page=True)
+    assert watched.dialogs == [] and watched.errors == [], watched.errors
+
+
 # --- made for phones and desktops -----------------------------------------------------------------
 
 

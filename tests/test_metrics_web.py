@@ -137,7 +137,7 @@ def test_the_page_shows_the_figures_with_their_bands_in_words(site: Site) -> Non
     assert cell("*", "deployment_frequency") == "1.25 a week high 5 deployments on 4 days"
     # the bands are words in the page, their colours only beside them
     assert text.count('class="band band-low"') == 3  # the failure rates of prod, staging, all
-    # the charts' data: the API's series, per target and all together, lead time in hours
+    # the charts' data: the API's series, per target and all together
     api = client.get(f"{API}?{QUERY}").json
     drawn = charts(text)
     weeks = [int(datetime.fromisoformat(w + "T00:00:00+00:00").timestamp())
@@ -146,7 +146,10 @@ def test_the_page_shows_the_figures_with_their_bands_in_words(site: Site) -> Non
     assert [s["label"] for s in drawn["deployments"]["series"]] == \
         ["hostile", "prod", "staging", "all targets"]
     assert drawn["deployments"]["series"][1]["values"] == [2, 2, 0, 0]
-    assert drawn["lead_time"]["series"][1]["values"] == [6.0, 24.0, None, None]
+    # in days: staging's first week has a median of 4 days (above three, so days for all)
+    assert drawn["lead_time"]["unit"] == "days (median)"
+    assert drawn["lead_time"]["series"][1]["values"] == [0.25, 1.0, None, None]
+    assert drawn["lead_time"]["series"][2]["values"] == [4.0, None, None, None]
     # and the same per week as a table, for anyone who does not see the charts
     assert "The weekly figures as a table" in text
     # the window the page shows, and where its data is

@@ -246,13 +246,16 @@ def metrics_targets(request: Request) -> list[str]:
 
 def metrics_window(request: Request) -> Window:
     """`?since=90d|DATE&until=DATE`, read as `git deploy metrics` reads them; without `until`,
-    the start of the current minute, so an answer is computed once a minute at most."""
+    the end of the current minute (so a deployment of a moment ago is in), which keeps an
+    answer for a minute at most."""
+    from datetime import timedelta
+
     from git_deployments.core.intake import clock
     from git_deployments.history.metrics import window_of
 
+    minute = clock().replace(second=0) + timedelta(minutes=1)
     return window_of(request.query_params.get("since") or None,
-                     request.query_params.get("until") or None,
-                     clock().replace(second=0), prefix="")
+                     request.query_params.get("until") or None, minute, prefix="")
 
 
 async def metrics(request: Request, project: Project | None) -> Response:

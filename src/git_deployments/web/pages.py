@@ -604,21 +604,27 @@ def charts(entries: list[dict[str, Any]]) -> dict[str, Any]:
     from datetime import date
 
     if not entries:
-        return {"deployments": "", "lead_time": "", "weeks": []}
+        return {"deployments": "", "lead_time": "", "weeks": [], "labels": [],
+                "lead_time_unit": "hours"}
     weeks = entries[0]["series"]["weeks"]
     stamps = [int(datetime.combine(date.fromisoformat(w), datetime.min.time(),
                                    tzinfo=UTC).timestamp()) for w in weeks]
     labels = [entry["target"] or "all targets" for entry in entries]
 
-    def hours(value: int | None) -> float | None:
-        return None if value is None else round(value / 3600, 2)
+    medians = [v for entry in entries for v in entry["series"]["lead_time_median_seconds"]
+               if v is not None]
+    # hours, or days once a week's median passes three days
+    unit, size = ("days", 86400) if medians and max(medians) > 3 * 86400 else ("hours", 3600)
+
+    def scaled(value: int | None) -> float | None:
+        return None if value is None else round(value / size, 2)
 
     deployments = {"x": stamps, "unit": "deployments",
                    "series": [{"label": label, "values": entry["series"]["deployments"]}
                               for label, entry in zip(labels, entries, strict=True)]}
-    lead_time = {"x": stamps, "unit": "hours (median)",
+    lead_time = {"x": stamps, "unit": f"{unit} (median)",
                  "series": [{"label": label,
-                             "values": [hours(v) for v in
+                             "values": [scaled(v) for v in
                                         entry["series"]["lead_time_median_seconds"]]}
                             for label, entry in zip(labels, entries, strict=True)]}
     rows = [{"week": week,
@@ -627,7 +633,7 @@ def charts(entries: list[dict[str, Any]]) -> dict[str, Any]:
             for i, week in enumerate(weeks)]
     return {"deployments": json.dumps(deployments, separators=(",", ":")),
             "lead_time": json.dumps(lead_time, separators=(",", ":")),
-            "labels": labels, "weeks": rows}
+            "labels": labels, "weeks": rows, "lead_time_unit": unit}
 
 
 # --- forms ----------------------------------------------------------------------------------------
