@@ -19,7 +19,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -63,10 +63,11 @@ def _data(payload: bytes) -> bytes:
 # --- a code history ---------------------------------------------------------------------------
 
 
-def code_stream(commits: int) -> Iterator[bytes]:
+def code_stream(commits: int, start: int = T0, step: int = 60) -> Iterator[bytes]:
+    """Commit n (from 1) is dated `start + step * n`."""
     yield b"blob\nmark :1\n" + _data(b"hello\n")
     for n in range(1, commits + 1):
-        when = T0 + 60 * n
+        when = start + step * n
         who = f"Dev {n % 13} <dev{n % 13}@example.com> {when} +0000".encode()
         out = [b"commit refs/heads/main\nmark :%d\nauthor %s\ncommitter %s\n" % (n + 1, who, who),
                _data(b"change %d" % n)]
@@ -80,12 +81,13 @@ def code_stream(commits: int) -> Iterator[bytes]:
         yield b"".join(out)
 
 
-def build_code(repo: Path, commits: int) -> Path:
-    """A non-bare repository named REPOSITORY for git deploy, its main branch `commits` long."""
+def build_code(repo: Path, commits: int, start: int = T0, step: int = 60) -> Path:
+    """A non-bare repository named REPOSITORY for git deploy, its main branch `commits` long
+    (commit n dated `start + step * n`)."""
     repo.mkdir(parents=True)
     git(repo, "init", "-q", "-b", "main")
     git(repo, "config", "deploy.repository", REPOSITORY)
-    fast_import(repo, code_stream(commits))
+    fast_import(repo, code_stream(commits, start, step))
     git(repo, "reset", "-q", "--hard", "main")
     return repo
 
@@ -105,16 +107,23 @@ def share(code: Path, dest: Path) -> Path:
 
 
 class MemorySnapshot:
-    """A target's state held in memory between changes, as machine.apply reads it."""
+    """A target's state held in memory between changes, as machine.apply reads it. With
+    `everything`, every record is kept (a rollback reads the one it returns to); else only
+    those the index names."""
 
-    def __init__(self) -> None:
+    def __init__(self, everything: bool = False) -> None:
         self.tree: str | None = None
         self.target: Any = None
         self.index: Any = None
         self.records: dict[int, Any] = {}
+        self.incidents: dict[int, Any] = {}
+        self.everything = everything
 
     def record(self, number: int) -> Any:
         return self.records.get(number)
+
+    def incident(self, number: int) -> Any:
+        return self.incidents.get(number)
 
     def advance(self, change: Any) -> None:
         self.tree = "built"  # any value: the first change is the only one without a tree
@@ -124,6 +133,13 @@ class MemorySnapshot:
                 self.records.pop(number, None)
             else:
                 self.records[number] = record
+        for number, incident in change.incidents.items():
+            if incident is None or not incident.is_open:
+                self.incidents.pop(number, None)  # only an open one is read again
+            else:
+                self.incidents[number] = incident
+        if self.everything:
+            return
         # machine.apply reads the current, in-flight and scheduled records only (via the index)
         live = {self.index.current, self.index.in_flight,
                 *(entry.number for entry in self.index.scheduled)}
@@ -150,27 +166,35 @@ def timeline_stream(key: str, deployments: int, commits: list[str],
     """`target create`, then `deployments` deployments, each `finish --commit` of the next code
     commit, cycling through `commits` (a new current; the previous one becomes completed): one
     change per deployment."""
-    from git_deployments.core import machine, timeline
     from git_deployments.core.model import CommitRef, CreateTarget, Deploy, TargetSettings
-    from git_deployments.core.store import changed_files, ref_name
-    from git_deployments.git.repo import TOOL_EMAIL, TOOL_NAME
 
-    snap = MemorySnapshot()
-    oracle = LinearHistory(commits)
-    ref = ref_name(key).encode()
-    committer = f"{TOOL_NAME} <{TOOL_EMAIL}>"
-    for n in range(deployments + 1):
-        at = start + timedelta(minutes=n)
-        base = {"op_id": f"{n:032x}", "at": at, "by": BY, "target": key}
-        if n == 0:
-            request: Any = CreateTarget(**base, repository=REPOSITORY,
-                                        settings=TargetSettings())
-        else:
+    def requests() -> Iterator[Any]:
+        for n in range(deployments + 1):
+            at = start + timedelta(minutes=n)
+            base = {"op_id": f"{n:032x}", "at": at, "by": BY, "target": key}
+            if n == 0:
+                yield CreateTarget(**base, repository=REPOSITORY, settings=TargetSettings())
+                continue
             # the newest deployment gets the newest commit, whatever the count: then every
             # timeline ends in the same state, and `status` has the same nothing pending
             commit = commits[(len(commits) - 1 - (deployments - n)) % len(commits)]
-            request = Deploy(**base, op="finish", version=f"1.{n}.0", commits=[
+            yield Deploy(**base, op="finish", version=f"1.{n}.0", commits=[
                 CommitRef(repository=REPOSITORY, branch="main", commit=commit)])
+
+    return changes_stream(key, requests(), LinearHistory(commits), MemorySnapshot())
+
+
+def changes_stream(key: str, requests: Iterable[Any], oracle: Any,
+                   snap: MemorySnapshot) -> Iterator[bytes]:
+    """The timeline commits `requests` make, one after the other, applied by the tool's own
+    state machine to `snap`, as fast-import commands."""
+    from git_deployments.core import machine, timeline
+    from git_deployments.core.store import changed_files, ref_name
+    from git_deployments.git.repo import TOOL_EMAIL, TOOL_NAME
+
+    ref = ref_name(key).encode()
+    committer = f"{TOOL_NAME} <{TOOL_EMAIL}>"
+    for n, request in enumerate(requests):
         change = machine.apply(snap, request, oracle)
         recorded = request.model_copy(update={"facts": change.facts})
         files = changed_files(snap, change)
