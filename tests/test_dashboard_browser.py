@@ -311,6 +311,14 @@ def test_the_metrics_page_draws_its_charts(site: Site, open_page: Any, shots: Pa
     width = page.locator("#charts .chart canvas").first.evaluate("c => c.width")
     assert width > 0
     page.screenshot(path=str(shots / "metrics-1280.png"), full_page=True)
+    # a deployment from the CLI reaches the open page, and its charts are drawn again (once)
+    site.deploy("target", "create", "metrics-live")
+    site.deploy("finish", "metrics-live", "--commit", "app:main:HEAD")
+    live = page.locator('tr[data-target="metrics-live"] [data-metric="deployment_frequency"]')
+    expect(live).to_contain_text("1 deployment on 1 day", timeout=LIVE_TIMEOUT_MS)
+    expect(page.locator("#charts .chart canvas")).to_have_count(2)
+    expect(page.locator("#charts .chart").first.locator(".u-legend")).to_contain_text(
+        "metrics-live")
     assert watched.dialogs == [] and watched.errors == [], watched.errors
 
 
