@@ -237,11 +237,17 @@ def cmd_show(ctx: Context, key: str, as_json: bool = False) -> int:
 
         out.json(target_show(ctx.store, key))
         return 0
+    from git_deployments.reading.status import target_health
+
     target, index = ctx.store.existing(key).require()
     out.line(out.bold(f"target {key}"))
     for label, value in describe_settings(target):
         out.line(f"  {label + ':':<25}{value}")
     out.line(f"  {'deployments:':<25}{index.count} (next #{index.next_number})")
+    health = target_health(ctx.store, key, target.health)
+    if health is not None:
+        last = f" at {health['checked_at']}: {health['reason']}" if health["checked_at"] else ""
+        out.line(f"  {'health:':<25}{health['summary']}{last}")
     return 0
 
 
