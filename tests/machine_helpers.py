@@ -11,6 +11,7 @@ from git_deployments.core.model import (
     CommitRef,
     CreateTarget,
     Deployment,
+    Incident,
     Index,
     Request,
     Target,
@@ -29,12 +30,16 @@ class Memory:
         self.target: Target | None = None
         self.index: Index | None = None
         self.recs: dict[int, Deployment] = {}
+        self.incs: dict[int, Incident] = {}
         self.clock = T0
         self.oracle: machine.Oracle = machine.NoOracle()
         self.apply(CreateTarget, repository="app", settings=settings)
 
     def record(self, number: int) -> Deployment | None:
         return self.recs.get(number)
+
+    def incident(self, number: int) -> Incident | None:
+        return self.incs.get(number)
 
     def request(self, cls: type[Request], **fields: Any) -> Request:
         self.clock += timedelta(minutes=1)
@@ -50,6 +55,11 @@ class Memory:
                 self.recs.pop(number, None)
             else:
                 self.recs[number] = record
+        for number, incident in change.incidents.items():
+            if incident is None:
+                self.incs.pop(number, None)
+            else:
+                self.incs[number] = incident
         return change
 
     def deploy(self, op: str, *refs: tuple[str, str | None], **fields: Any) -> Deployment:
@@ -64,7 +74,8 @@ class Memory:
         return str(self.recs[number].status)
 
     def check(self) -> None:
-        assert self.index == machine.derive_index(self.recs.values(), self.index.next_number)
+        assert self.index == machine.derive_index(self.recs.values(), self.index.next_number,
+                                                  self.incs.values(), self.index.next_incident)
 
 
 def ref(branch: str, commit: str | None, repository: str = "app") -> CommitRef:

@@ -51,7 +51,7 @@ class Service:
         service = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 mode = "ok" if self.path == "/ok" else service.mode
                 if mode == "hang":
                     service.released.wait(60)
@@ -76,7 +76,7 @@ class Service:
                 self.wfile.flush()
                 service.answers.append((time.time(), code))
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -235,14 +235,14 @@ def test_the_expected_text_is_looked_for_in_the_first_64_kib_only(tmp_path: Path
     from git_deployments.watch.health import probe_url
 
     class Big(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             body = b"x" * (70 * 1024) + b"all good"
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Big)

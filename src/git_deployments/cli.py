@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "git_deployments.commands.reading",
     "git_deployments.commands.targets",
     "git_deployments.commands.deployments",
+    "git_deployments.commands.incidents",
     "git_deployments.commands.history",
     "git_deployments.commands.sync",
     "git_deployments.commands.hooks",

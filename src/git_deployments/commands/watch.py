@@ -35,7 +35,7 @@ def register(subparsers: Any) -> None:
                                      verbose=a.verbose, as_json=a.as_json))
 
     p = subparsers.add_parser(
-        "subscribe", help="be notified of status changes (a command or a webhook)",
+        "subscribe", help="be notified of status changes and incidents (a command or a webhook)",
         description="Add a personal subscription, kept in this repository's git config (with "
                     "--global, in your own, for every repository you watch); the watcher "
                     "delivers each matching status change as JSON.")
@@ -43,7 +43,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--all", action="store_true", help="every target, including future ones")
     p.add_argument("--on", type=_statuses, metavar="STATUS,...",
                    help="the new statuses to be told about (default: current; 'all' for all; "
-                        "'deleted' for deletions)")
+                        "'deleted' for deletions; 'incident' for incidents opened or resolved)")
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--exec", dest="exec_command", metavar="COMMAND",
                      help="run COMMAND (split like a shell, run without one) with the event "
@@ -279,6 +279,6 @@ def _scope(sub: Any) -> str:
 
 
 def _statuses_label(sub: Any) -> str:
-    from git_deployments.watch.notify import EVENT_STATUSES
+    from git_deployments.watch.notify import EVENT_KINDS
 
-    return "all" if sub.on == frozenset(EVENT_STATUSES) else ",".join(sorted(sub.on))
+    return "all" if sub.on == frozenset(EVENT_KINDS) else ",".join(sorted(sub.on))

@@ -11,7 +11,7 @@ import os
 import re
 import socket
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from git_deployments.core import ci
@@ -30,7 +30,9 @@ from git_deployments.core.model import (
     EditTarget,
     ExternalLink,
     HealthCheck,
+    OpenIncident,
     Request,
+    ResolveIncident,
     SetStatus,
     Target,
     branch_is_valid,
@@ -325,6 +327,41 @@ def comment_request(store: Store, target: str, number: int | None, message: str,
     else:
         store.existing(target)
     return new_request(Comment, store.git, target, number=number, text=message, by=by)
+
+
+def _happened_at(at: str | None) -> datetime | None:
+    """`--at`: when something happened, if earlier than now (ISO 8601, 'now' or -DURATION)."""
+    if at is None:
+        return None
+    reference = clock()
+    value = at.strip()
+    if value.startswith("-"):
+        from git_deployments.core.timeutil import parse_duration
+
+        return reference - timedelta(seconds=parse_duration(value[1:]))
+    return parse_datetime(at, reference=reference)
+
+
+def open_incident_request(store: Store, target: str, *, reason: str | None = None,
+                          deployment: int | None = None, at: str | None = None,
+                          by: str | None = None) -> OpenIncident:
+    """An incident opening: attributed to `deployment`, else to the current one; `at` when it
+    began, if earlier than now."""
+    if deployment is not None:
+        store.deployment(target, deployment)
+    else:
+        store.existing(target)
+    return new_request(OpenIncident, store.git, target, reason=reason or None,
+                       deployment=deployment, happened_at=_happened_at(at), by=by)
+
+
+def resolve_incident_request(store: Store, target: str, incident: int | None = None, *,
+                             reason: str | None = None, at: str | None = None,
+                             by: str | None = None) -> ResolveIncident:
+    """An open incident resolved (`incident` None: the only one open); `at` when it ended."""
+    store.existing(target)
+    return new_request(ResolveIncident, store.git, target, id=incident, reason=reason or None,
+                       happened_at=_happened_at(at), by=by)
 
 
 # --- the requests of the target commands ----------------------------------------------------------

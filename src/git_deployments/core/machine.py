@@ -26,8 +26,10 @@ from git_deployments.core.model import (
     HealthCheck,
     Incident,
     Index,
+    OpenIncident,
     Repository,
     Request,
+    ResolveIncident,
     ScheduledEntry,
     SetStatus,
     Status,
@@ -52,6 +54,8 @@ class Snapshot(Protocol):
     def index(self) -> Index | None: ...
 
     def record(self, number: int) -> Deployment | None: ...
+
+    def incident(self, number: int) -> Incident | None: ...
 
 
 class Oracle(Protocol):
@@ -91,6 +95,7 @@ class Change:
     body: str = ""
     trailers: list[tuple[str, str]] = field(default_factory=list)
     incidents: dict[int, Incident | None] = field(default_factory=dict)
+    incident: int | None = None  # the incident the change opened or resolved
 
 
 class _Facts:
@@ -153,7 +158,8 @@ def index_add(index: Index, record: Deployment) -> Index:
                                             number=record.number))
     scheduled.sort(key=lambda e: (e.repository, e.branch))
     return Index(next_number=max(index.next_number, record.number + 1), count=index.count + 1,
-                 in_flight=in_flight, current=current, scheduled=scheduled)
+                 in_flight=in_flight, current=current, scheduled=scheduled,
+                 open_incidents=index.open_incidents, next_incident=index.next_incident)
 
 
 def index_remove(index: Index, record: Deployment) -> Index:
@@ -163,12 +169,18 @@ def index_remove(index: Index, record: Deployment) -> Index:
         in_flight=None if index.in_flight == record.number else index.in_flight,
         current=None if index.current == record.number else index.current,
         scheduled=[e for e in index.scheduled if e.number != record.number],
+        open_incidents=index.open_incidents,
+        next_incident=index.next_incident,
     )
 
 
-def derive_index(records: Iterable[Deployment], next_number: int) -> Index:
-    """The index that a set of records implies (what fsck and the hook compare against)."""
-    index = Index(next_number=next_number, count=0)
+def derive_index(records: Iterable[Deployment], next_number: int,
+                 incidents: Iterable[Incident] = (), next_incident: int = 1) -> Index:
+    """The index that a set of records (and incidents) implies (what fsck and the hook compare
+    against)."""
+    open_ids = sorted(i.id for i in incidents if i.is_open)
+    index = Index(next_number=next_number, count=0, open_incidents=open_ids,
+                  next_incident=next_incident)
     for record in sorted(records, key=lambda r: r.number):
         index = index_add(index, record)
     return index
@@ -183,6 +195,7 @@ class _Apply:
         self.req = request
         self.facts = _Facts(oracle, dict(request.facts))
         self.changed: dict[int, Deployment | None] = {}
+        self.incidents: dict[int, Incident | None] = {}
         self.effects: list[Effect] = []
         if snap.target is None or snap.index is None:
             raise NotFound(f"unknown target '{request.target}'")
@@ -580,6 +593,65 @@ class _Apply:
     def comment(self, req: Comment) -> Deployment | None:
         return self.get(req.number) if req.number is not None else None
 
+    # --- incidents ---
+
+    def check_happened(self, req: OpenIncident | ResolveIncident) -> None:
+        if req.happened_at is not None and req.happened_at > req.at:
+            raise RuleViolation("an incident cannot have happened after it was recorded")
+
+    def open_incident(self, req: OpenIncident) -> Incident:
+        self.check_active()
+        self.check_happened(req)
+        if req.deployment is not None:
+            self.get(req.deployment)  # it must exist
+        if len(self.index.open_incidents) >= MAX_HISTORY:
+            raise RuleViolation(f"target '{self.target.key}' has {MAX_HISTORY} open incidents, "
+                                "the most kept; resolve some first")
+        number = self.index.next_incident
+        incident = Incident(id=number, deployment=req.deployment or self.index.current,
+                            opened_at=self.moment, opened_by=self.req.by,
+                            reason=req.reason or "")
+        self.incidents[number] = incident
+        self.index = self.index.model_copy(update={
+            "open_incidents": [*self.index.open_incidents, number],
+            "next_incident": number + 1,
+        })
+        return incident
+
+    def resolve_incident(self, req: ResolveIncident) -> Incident:
+        self.check_happened(req)
+        key = self.target.key
+        open_ids = self.index.open_incidents
+        if req.id is None:
+            if not open_ids:
+                raise RuleViolation(f"target '{key}' has no open incident")
+            if len(open_ids) > 1:
+                listed = ", ".join(str(n) for n in open_ids)
+                raise RuleViolation(f"target '{key}' has {len(open_ids)} open incidents "
+                                    f"({listed}); name the one to resolve")
+            number = open_ids[0]
+        else:
+            number = req.id
+        incident = self.snap.incident(number)
+        if incident is None:
+            raise NotFound(f"target '{key}' has no incident {number}")
+        if number not in open_ids or not incident.is_open:
+            raise RuleViolation(f"incident {number} of target '{key}' is already resolved")
+        if self.moment < incident.opened_at:
+            from git_deployments.core.timeutil import iso
+
+            raise RuleViolation(f"incident {number} opened at {iso(incident.opened_at)}; it "
+                                "cannot be resolved before that")
+        resolved = incident.model_copy(update={
+            "resolved_at": self.moment, "resolved_by": self.req.by, "resolution": req.reason,
+        })
+        resolved = Incident.model_validate(resolved.model_dump())
+        self.incidents[number] = resolved
+        self.index = self.index.model_copy(update={
+            "open_incidents": [n for n in open_ids if n != number],
+        })
+        return resolved
+
 
 def _minutes(seconds: int) -> str:
     from git_deployments.core.timeutil import format_duration
@@ -664,6 +736,15 @@ def apply(snap: Snapshot, request: Request, oracle: Oracle | None = None) -> Cha
     run = _Apply(snap, request, oracle)
     key = run.target.key
     record: Deployment | None
+    if isinstance(request, OpenIncident | ResolveIncident):
+        if isinstance(request, OpenIncident):
+            incident = run.open_incident(request)
+        else:
+            incident = run.resolve_incident(request)
+        return Change(target=run.target, index=run.index, records={},
+                      number=incident.deployment, effects=[], facts=run.facts.used,
+                      subject=_incident_subject(key, request, incident), body=_body(request),
+                      incidents=dict(run.incidents), incident=incident.id)
     if isinstance(request, EditTarget):
         target = settings_applied(run.target, request.settings)
         if target == run.target:
@@ -716,6 +797,16 @@ def _subject(key: str, request: Request, record: Deployment | None,
         rollback = " (rollback)" if record.rollback_of else ""
         return f"{head}: {status} {record.title()}{rollback}"
     return f"{head}: updated {record.title()}"
+
+
+def _incident_subject(key: str, request: OpenIncident | ResolveIncident,
+                      incident: Incident) -> str:
+    head = f"{key}: incident {incident.id}"
+    if isinstance(request, ResolveIncident):
+        return f"{head} resolved"
+    attributed = f" (#{incident.deployment})" if incident.deployment is not None else ""
+    reason = incident.reason.strip().split("\n", 1)[0].strip()
+    return f"{head} opened{attributed}{': ' + reason if reason else ''}"
 
 
 def _body(request: Request) -> str:

@@ -148,7 +148,10 @@ class TreeSnapshot:
         found = []
         for path, oid, _mode in self.git.walk_tree(tree, "incidents/"):
             raw = self.git.read_blob(oid)
-            found.append(records.load(Incident, raw, f"{self.where}:{path}"))
+            incident = records.load(Incident, raw, f"{self.where}:{path}")
+            if path != incident_path(incident.id):
+                raise CorruptRecord(f"{self.where}:{path} holds incident {incident.id}")
+            found.append(incident)
         return sorted(found, key=lambda i: i.id)
 
     def require(self) -> tuple[Target, Index]:

@@ -41,6 +41,8 @@ def compose(request: Request, change: Change) -> str:
     record = change.records.get(change.number) if change.number is not None else None
     if change.number is not None:
         fields.append(("Deploy-Number", str(change.number)))
+    if change.incident is not None:
+        fields.append(("Deploy-Incident", str(change.incident)))
     fields += [("Deploy-Status", _arrow(e)) for e in change.effects if e.number == change.number]
     fields += [("Deploy-Also", f"#{e.number} {_arrow(e)}") for e in change.effects
                if e.number != change.number]
@@ -189,6 +191,7 @@ class Entry:
     author: Person
     time: int  # when it was asked for (unix time)
     message: str
+    incident: int | None = None  # the incident the change opened or resolved
 
     @property
     def at(self) -> datetime:
@@ -225,6 +228,7 @@ class Entry:
             "also": [f"#{t.number} {t.arrow()}" for t in self.transitions
                      if t.number != self.number],
             "comment": self.comment(),
+            "incident": self.incident,
         }
 
     def comment(self) -> str | None:
@@ -278,7 +282,7 @@ def entry(key: str, info: CommitInfo) -> Entry:
         number=number, transitions=tuple(transitions),
         version=versions[-1] if versions else None, commits=tuple(refs),
         rollback_of=_number(first("Deploy-Rollback-Of")), author=info.author,
-        time=info.author_time, message=info.message,
+        time=info.author_time, message=info.message, incident=_number(first("Deploy-Incident")),
     )
 
 

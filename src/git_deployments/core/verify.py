@@ -111,10 +111,26 @@ def verify_index(git: GitRepo, key: str, tip: str) -> None:
     if found and index.next_number <= found[-1].number:
         raise CorruptRecord(f"{tip[:12]}: index next_number {index.next_number} is not above "
                             f"the highest record #{found[-1].number}")
+    incidents = snap.all_incidents()
+    if incidents and index.next_incident <= incidents[-1].id:
+        raise CorruptRecord(f"{tip[:12]}: index next_incident {index.next_incident} is not "
+                            f"above the highest incident {incidents[-1].id}")
+    open_ids = sorted(i.id for i in incidents if i.is_open)
+    if index.open_incidents != open_ids:
+        missing = sorted(set(index.open_incidents) - set(open_ids))
+        raise CorruptRecord(
+            f"{tip[:12]}: index.yaml names open incidents {_ids(index.open_incidents)}, the "
+            f"records say {_ids(open_ids)}"
+            + (f" (missing or resolved: {_ids(missing)})" if missing else ""))
     try:
-        expected = machine.derive_index(found, index.next_number)
+        expected = machine.derive_index(found, index.next_number, incidents,
+                                        index.next_incident)
     except DeployError as exc:
         raise CorruptRecord(f"{tip[:12]}: the records break an invariant: {exc}") from None
     if expected != index:
         raise CorruptRecord(f"{tip[:12]}: index.yaml does not match the records")
     del target
+
+
+def _ids(ids: list[int]) -> str:
+    return ", ".join(str(n) for n in ids) or "none"

@@ -76,7 +76,8 @@ def show(store: Store, key: str, number: int | None = None) -> Shown:
 
 
 def write_json(result: WriteResult) -> dict[str, Any]:
-    """What a write changed: its timeline commit, every status change, and the deployment."""
+    """What a write changed: its timeline commit, every status change, and the deployment (or
+    the incident)."""
     data: dict[str, Any] = {"timeline_commit": result.commit,
                             "effects": [{"number": e.number,
                                          "from": str(e.old) if e.old else None,
@@ -85,4 +86,10 @@ def write_json(result: WriteResult) -> dict[str, Any]:
     record = result.record
     if record is not None:
         data["deployment"] = deployment_json(result.key, record)
+    incident = result.change.incidents.get(result.change.incident) \
+        if result.change.incident is not None else None
+    if incident is not None:
+        from git_deployments.reading.incidents import incident_json
+
+        data["incident"] = incident_json(result.key, incident)
     return data

@@ -504,9 +504,7 @@ class Watcher:
             self.log(PROBLEM, f"{key}: cannot open an incident: {reason(exc)}; trying again "
                               "after the next probe")
             return None
-        opened = [number for number, incident in written.change.incidents.items()
-                  if incident is not None and incident.is_open]
-        number = opened[0] if len(opened) == 1 else None
+        number = written.change.incident
         self.log(ACTION, f"{key}: incident {number} opened: {why} [{written.commit[:10]}]")
         return number
 

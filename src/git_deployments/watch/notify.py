@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from git_deployments.core.model import Status
 from git_deployments.core.store import Store
@@ -32,6 +32,8 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 ALL_TARGETS = "*"
 DELETED = "deleted"
 EVENT_STATUSES = (*(status.value for status in Status), DELETED)
+INCIDENT = "incident"  # an incident opened or resolved
+EVENT_KINDS = (*EVENT_STATUSES, INCIDENT)
 DEFAULT_ON = frozenset({Status.CURRENT.value})
 EXEC_TIMEOUT = 30.0
 WEBHOOK_TIMEOUT = 10.0
@@ -87,7 +89,9 @@ class Subscription:
     def wants(self, key: str) -> bool:
         return self.target in (ALL_TARGETS, key)
 
-    def matches(self, event: Event) -> bool:
+    def matches(self, event: AnyEvent) -> bool:
+        if isinstance(event, IncidentEvent):
+            return self.wants(event.target) and INCIDENT in self.on
         return self.wants(event.target) and (event.new_status or DELETED) in self.on
 
     def as_json(self) -> dict[str, Any]:
@@ -100,14 +104,15 @@ class Subscription:
 
 
 def parse_statuses(text: str) -> frozenset[str]:
-    """`current,failed` (or `all`) -> the statuses a subscription is notified of."""
+    """`current,failed,incident` (or `all`) -> the statuses a subscription is notified of, and
+    `incident` for incidents opened or resolved."""
     wanted = {part.strip().lower() for part in text.split(",") if part.strip()}
     if wanted == {"all"}:
-        return frozenset(EVENT_STATUSES)
-    unknown = sorted(wanted - set(EVENT_STATUSES))
+        return frozenset(EVENT_KINDS)
+    unknown = sorted(wanted - set(EVENT_KINDS))
     if not wanted or unknown:
         raise DeployError(f"invalid status {', '.join(unknown) or repr(text)}: use a comma-"
-                          f"separated list of {', '.join(EVENT_STATUSES)}, or all")
+                          f"separated list of {', '.join(EVENT_KINDS)}, or all")
     return frozenset(wanted)
 
 
@@ -252,6 +257,8 @@ class Event:
     op: str | None
     subject: str
 
+    kind: ClassVar[str] = "status"
+
     @property
     def id(self) -> str:
         return f"{self.timeline_commit}:{self.number}"
@@ -261,22 +268,59 @@ class Event:
                 f"{self.new_status or DELETED} [{self.timeline_commit[:10]}]")
 
     def as_json(self) -> dict[str, Any]:
-        return {"event": "status", "id": self.id, **asdict(self)}
+        return {"event": self.kind, "id": self.id, **asdict(self)}
 
 
-def events_in(store: Store, key: str, info: CommitInfo) -> list[Event]:
+@dataclass(frozen=True)
+class IncidentEvent:
+    """An incident opened or resolved (`state` says which it is now)."""
+
+    target: str
+    repository: str | None
+    incident: int
+    state: str  # open, resolved
+    deployment: int | None
+    reason: str
+    resolution: str | None
+    opened_at: str
+    resolved_at: str | None
+    by: str
+    at: str
+    timeline_commit: str
+    op: str | None
+    subject: str
+
+    kind: ClassVar[str] = INCIDENT
+
+    @property
+    def id(self) -> str:
+        return f"{self.timeline_commit}:incident-{self.incident}"
+
+    def describe(self) -> str:
+        return (f"{self.target} incident {self.incident} {self.state} "
+                f"[{self.timeline_commit[:10]}]")
+
+    def as_json(self) -> dict[str, Any]:
+        return {"event": self.kind, "id": self.id, **asdict(self)}
+
+
+AnyEvent = Event | IncidentEvent
+
+
+def events_in(store: Store, key: str, info: CommitInfo) -> list[AnyEvent]:
     """The status changes one timeline commit makes: which deployments it moved comes from its
-    entry, and what each was before and after from the records on either side."""
+    entry, and what each was before and after from the records on either side; and the
+    incident it opened or resolved, as its record says after the change."""
     from git_deployments.core.timeline import entry as timeline_entry
 
     entry = timeline_entry(key, info)
     numbers = list(dict.fromkeys(t.number for t in entry.transitions))
     if not numbers:
-        return []
+        return _incident_events(store, key, info, entry)
     after = store.snapshot(key, info.id)
     before = store.snapshot(key, info.parents[0]) if info.parents else None
     target = after.target
-    events = []
+    events: list[AnyEvent] = []
     for number in numbers:
         was = before.record(number) if before is not None else None
         now = after.record(number)
@@ -293,6 +337,25 @@ def events_in(store: Store, key: str, info: CommitInfo) -> list[Event]:
             timeline_commit=info.id, op=entry.op, subject=entry.subject,
         ))
     return events
+
+
+def _incident_events(store: Store, key: str, info: CommitInfo, entry: Any) -> list[AnyEvent]:
+    if entry.incident is None:
+        return []
+    after = store.snapshot(key, info.id)
+    incident = after.incident(entry.incident)
+    if incident is None:
+        raise DeployError(f"timeline commit {info.id[:10]} names incident {entry.incident}, "
+                          "which its tree does not hold")
+    target = after.target
+    return [IncidentEvent(
+        target=key, repository=target.repository if target else None, incident=incident.id,
+        state="open" if incident.is_open else "resolved", deployment=incident.deployment,
+        reason=incident.reason, resolution=incident.resolution, opened_at=iso(incident.opened_at),
+        resolved_at=iso(incident.resolved_at) if incident.resolved_at else None,
+        by=str(entry.author), at=iso(entry.at), timeline_commit=info.id, op=entry.op,
+        subject=entry.subject,
+    )]
 
 
 def commits_since(store: Store, key: str, since: str | None,
@@ -347,7 +410,7 @@ class DeliveryPolicy:
         return min(self.retry_max, self.retry_min * float(2 ** max(0, failures - 1)))
 
 
-def payload(event: Event) -> bytes:
+def payload(event: AnyEvent) -> bytes:
     return (json.dumps(event.as_json(), sort_keys=True, ensure_ascii=False) + "\n").encode()
 
 
@@ -379,7 +442,7 @@ def run_command(argv: list[str], data: bytes, timeout: float, cwd: Path,
 
 
 def post_json(url: str, data: bytes, event_id: str, timeout: float, policy: DeliveryPolicy,
-              stop: threading.Event) -> None:
+              stop: threading.Event, kind: str = "status") -> None:
     """POST the event; retry connection errors, 5xx, 408 and 429 with backoff."""
     import http.client
     import urllib.error
@@ -397,7 +460,7 @@ def post_json(url: str, data: bytes, event_id: str, timeout: float, policy: Deli
     for attempt in range(max(1, policy.attempts)):
         request = urllib.request.Request(url, data=data, method="POST", headers={
             "Content-Type": "application/json", "User-Agent": f"git-deploy/{__version__}",
-            "X-Git-Deploy-Event": "status", "X-Git-Deploy-Delivery": event_id,
+            "X-Git-Deploy-Event": kind, "X-Git-Deploy-Delivery": event_id,
         })
         try:
             with opener.open(request, timeout=timeout) as response:
@@ -635,7 +698,7 @@ class Courier:
             state.targets[key] = tip
         return True
 
-    def _failed(self, state: SubscriberState, event: Event, error: str) -> None:
+    def _failed(self, state: SubscriberState, event: AnyEvent, error: str) -> None:
         state.failures += 1
         state.last_error = error
         delay = self.policy.retry_after(state.failures)
@@ -644,14 +707,15 @@ class Courier:
         self.log(PROBLEM, f"{self.sub.name}: could not deliver {event.describe()}: {error}; "
                           f"retrying in {format_duration(max(1, int(delay)))}")
 
-    def deliver(self, event: Event, stop: threading.Event) -> None:
+    def deliver(self, event: AnyEvent, stop: threading.Event) -> None:
         data = payload(event)
         if self.sub.command is not None:
             git = self.store.git
             run_command(split_command(self.sub.command), data, self.sub.wait,
                         git.workdir or git.git_dir, self._track)
         else:
-            post_json(self.sub.webhook or "", data, event.id, self.sub.wait, self.policy, stop)
+            post_json(self.sub.webhook or "", data, event.id, self.sub.wait, self.policy, stop,
+                      event.kind)
 
     def _track(self, child: subprocess.Popen[bytes] | None) -> None:
         with self._child_lock:

@@ -42,6 +42,14 @@ def number_of(request: Request) -> int:
     return int(text)
 
 
+def incident_of(request: Request) -> int:
+    text = str(request.path_params["id"])
+    if not (text.isascii() and text.isdigit()) or len(text) > 12 or int(text) < 1:
+        raise ApiError(400, "invalid_value", f"invalid incident id {text[:40]!r}: "
+                                             "expected 1, 2, 3...")
+    return int(text)
+
+
 def count_of(request: Request, name: str, default: int | None, maximum: int = MAX_PAGE
            ) -> int | None:
     text = request.query_params.get(name)
@@ -142,6 +150,20 @@ async def issues(request: Request, project: Project | None) -> Response:
     limit = count_of(request, "limit", None, maximum=10**6)
     return await cache.answer(request, served, queries.issues(
         served.name, key_of(request), number_of(request), limit or None))
+
+
+async def project_incidents(request: Request, project: Project | None) -> Response:
+    """Every target's incidents, newest first (`?open=true`: only those open now)."""
+    served = _project(project)
+    return await cache.answer(request, served, queries.project_incidents(
+        served.name, flag_of(request, "open")))
+
+
+async def incidents(request: Request, project: Project | None) -> Response:
+    """A target's incidents, newest first (`?open=true`: only those open now)."""
+    served = _project(project)
+    return await cache.answer(request, served, queries.incidents(
+        served.name, key_of(request), flag_of(request, "open")))
 
 
 def timeline_before(request: Request) -> str | None:
@@ -349,3 +371,23 @@ async def comment(request: Request, project: Project | None) -> Response:
     values = bodies.COMMENT.read(await read_json(request))
     return await write(request, project, lambda store, by: intake.comment_request(
         store, key, values.get("number"), values["message"], by), written)
+
+
+async def open_incident(request: Request, project: Project | None) -> Response:
+    from git_deployments.core import intake
+
+    key = key_of(request)
+    values = bodies.INCIDENT_OPEN.read(await read_json(request))
+    return await write(request, project, lambda store, by: intake.open_incident_request(
+        store, key, reason=values.get("message"), deployment=values.get("deployment"),
+        at=values.get("at"), by=by), written, status=201)
+
+
+async def resolve_incident(request: Request, project: Project | None) -> Response:
+    from git_deployments.core import intake
+
+    key, incident = key_of(request), incident_of(request)
+    values = bodies.INCIDENT_RESOLVE.read(await read_json(request))
+    return await write(request, project, lambda store, by: intake.resolve_incident_request(
+        store, key, incident, reason=values.get("message"), at=values.get("at"), by=by),
+        written)

@@ -228,4 +228,17 @@ COMMENT = Body("Comment", "git deploy comment.",
                {"message": Field("string", "the comment", required=True),
                 "number": Field("number", "the deployment it is about")})
 
-BODIES = (DEPLOY, REFERENCE, TARGET_CREATE, TARGET_EDIT, STATUS, EDIT, COMMENT)
+INCIDENT_OPEN = Body(
+    "IncidentOpen", "git deploy incident open.",
+    {"message": Field("string", "what is wrong"),
+     "deployment": Field("number", "the deployment it is attributed to (default: the current "
+                                   "one)"),
+     "at": Field("time", "when it began, if earlier than now")})
+
+INCIDENT_RESOLVE = Body(
+    "IncidentResolve", "git deploy incident resolve.",
+    {"message": Field("string", "how it was resolved"),
+     "at": Field("time", "when it ended, if earlier than now")})
+
+BODIES = (DEPLOY, REFERENCE, TARGET_CREATE, TARGET_EDIT, STATUS, EDIT, COMMENT, INCIDENT_OPEN,
+          INCIDENT_RESOLVE)

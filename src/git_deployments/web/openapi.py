@@ -20,6 +20,7 @@ _PATH_PARAMETERS = {
                "the server serves one repository",
     "key": "the target's key",
     "n": "the deployment's number",
+    "id": "the incident's id",
     "commit": "a commit id, tag or branch",
 }
 _ERRORS = {

@@ -379,12 +379,23 @@ async def overview(request: Request, project: Project | None) -> Response:
     served = _project(project)
     archived = api.flag_of(request, "archived") if "archived" in request.query_params else False
     return await render(request, served, "overview.html",
-                        {"status": queries.status(served.name, archived)},
-                        lambda answers: {"archived": archived})
+                        {"status": queries.status(served.name, archived),
+                         "incidents": queries.project_incidents(served.name, True)},
+                        lambda answers: {"archived": archived,
+                                         "open_incidents": by_target(answers["incidents"].data)})
+
+
+def by_target(incidents: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Incidents grouped by their target, oldest first in each."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for incident in sorted(incidents, key=lambda i: i["id"]):
+        found.setdefault(incident["target"], []).append(incident)
+    return found
 
 
 def _target_queries(served: Project, key: str) -> dict[str, Query]:
-    return {"target": queries.target(served.name, key)}
+    return {"target": queries.target(served.name, key),
+            "open_incidents": queries.incidents(served.name, key, True)}
 
 
 async def target_deployments(request: Request, project: Project | None) -> Response:
@@ -487,7 +498,8 @@ async def deployment(request: Request, project: Project | None) -> Response:
     key, number = api.key_of(request), api.number_of(request)
     tab = _tab(request, DEPLOYMENT_TABS)
     asked = {"target": queries.target(served.name, key),
-             "deployment": queries.deployment(served.name, key, number)}
+             "deployment": queries.deployment(served.name, key, number),
+             "incidents": queries.incidents(served.name, key)}
     before = None
     if tab == "timeline":
         before = api.timeline_before(request)
@@ -499,9 +511,11 @@ async def deployment(request: Request, project: Project | None) -> Response:
 
     def context(answers: dict[str, cache.Answer]) -> dict[str, Any]:
         record = answers["deployment"].data
+        attributed = [i for i in answers["incidents"].data if i["deployment"] == number]
         values: dict[str, Any] = {"tab": tab, "key": key, "number": number,
                                   "tabs": DEPLOYMENT_TABS, "before": before,
-                                  "stages": stages(record)}
+                                  "stages": stages(record),
+                                  "incidents": sorted(attributed, key=lambda i: i["id"])}
         if "timeline" in answers:
             values["older"] = _link_before(answers["timeline"])
         return values

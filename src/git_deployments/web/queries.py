@@ -119,6 +119,23 @@ def deployments(project: str, key: str, statuses: Sequence[str] = (), branch: st
     return Query(query.path, query.params, query.sources, page, link)
 
 
+def incidents(project: str, key: str, open_only: bool = False) -> Query:
+    """A target's incidents, newest first (git deploy incidents TARGET)."""
+    from git_deployments.reading.incidents import list_incidents
+
+    return Query(f"{target_path(project, key)}/incidents",
+                 (("open", "true"),) if open_only else (), (target_ref(key),),
+                 lambda store: list_incidents(store, key, open_only).incidents)
+
+
+def project_incidents(project: str, open_only: bool = False) -> Query:
+    """Every target's incidents, newest first (git deploy incidents)."""
+    from git_deployments.reading.incidents import list_incidents
+
+    return Query(f"{base(project)}/incidents", (("open", "true"),) if open_only else (),
+                 (DEPLOYMENTS,), lambda store: list_incidents(store, None, open_only).incidents)
+
+
 def deployment(project: str, key: str, number: int) -> Query:
     from git_deployments.reading.deployments import show
 
