@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -422,3 +423,77 @@ def test_status_has_a_health_column_read_from_the_local_state(repo: Path,
     state_path(common, "prod").write_text("not json")
     rows = {row["target"]: row for row in deploy.json("status")}  # type: ignore[attr-defined]
     assert rows["prod"]["health"]["state"] == "unknown"
+
+
+# --- the real watcher ----------------------------------------------------------------------------
+
+
+def timeline(repo: Path, since: str) -> list[dict[str, str]]:
+    """The changes after `since`, oldest first: author, op and the incident they name."""
+    out = git(repo, "log", "--reverse", "--format=%H%x00%an <%ae>%x00%(trailers:key=Deploy-Op,"
+              "valueonly,separator=)%x00%(trailers:key=Deploy-Incident,valueonly,separator=)"
+              "%x00%ct", f"{since}..refs/deployments/prod")
+    changes = []
+    for line in out.splitlines():
+        if not line.strip():
+            continue
+        commit, author, op, incident, stamp = (part.strip() for part in line.split("\x00"))
+        changes.append({"commit": commit, "by": author, "op": op, "incident": incident,
+                        "at": stamp})
+    return changes
+
+
+def test_the_watcher_opens_and_resolves_an_incident_from_a_real_check(
+        tmp_path: Path, repo: Path, deploy: Deploy, service: Service) -> None:
+    from test_watch_daemon import Daemon
+
+    deploy("target", "create", "prod", "--health-url", service.url, "--health-expect",
+           "all good", "--health-every", "1s", "--health-timeout", "1s",
+           "--health-failures", "2")
+    deploy("finish", "prod", "--commit", "app:release:HEAD", "--version", "1.0")
+    before = git(repo, "rev-parse", "refs/deployments/prod")
+    daemon = Daemon(repo, tmp_path / "watch.log").start()
+    try:
+        def health() -> dict[str, Any]:
+            rows = deploy.json("status")
+            assert isinstance(rows, list)
+            found: dict[str, Any] = rows[0]["health"]
+            return found
+
+        wait_for(lambda: health()["state"] == "ok", "the first healthy probe")
+        service.mode = "down"
+        opened = wait_for(lambda: [i for i in deploy.json("incidents", "prod")  # type: ignore
+                                   if i["state"] == "open"], "the incident to open")[0]
+        assert opened["opened_by"].startswith("git-deploy watcher <")
+        assert opened["deployment"] == 1  # the deployment current when it opened
+        assert opened["reason"] == f"health check failed 2 times in a row: HTTP 503 from " \
+                                   f"{service.url}"
+        down = health()
+        assert (down["state"], down["incident"]) == ("down", opened["id"])
+        assert f"DOWN (incident {opened['id']})" in deploy("status").stdout
+
+        service.mode = "ok"
+        resolved = wait_for(lambda: [i for i in deploy.json("incidents", "prod")  # type: ignore
+                                     if i["state"] == "resolved"], "the incident to resolve")[0]
+        assert resolved["id"] == opened["id"]
+        assert resolved["resolved_by"] == opened["opened_by"]
+        assert resolved["resolution"] == f"health check passed 2 times in a row: HTTP 200 " \
+                                         f"from {service.url}"
+        wait_for(lambda: health()["state"] == "ok", "the check to be ok again")
+        # a few more healthy probes write nothing
+        probes = len(service.answers)
+        wait_for(lambda: len(service.answers) >= probes + 2, "two more probes")
+        code, _ = daemon.stop(signal.SIGTERM)
+        assert code == 0
+    finally:
+        daemon.kill()
+        print(daemon.text())
+    changes = timeline(repo, before)
+    assert [(c["op"], c["incident"]) for c in changes] == [
+        ("incident-open", str(opened["id"])), ("incident-resolve", str(opened["id"]))]
+    assert all(c["by"] == opened["opened_by"] for c in changes)
+    log = daemon.text()
+    assert f"prod: incident {opened['id']} opened: health check failed" in log
+    assert f"prod: incident {opened['id']} resolved: health check passed" in log
+    # the changes verify as the server's hook would verify them
+    assert deploy("fsck").returncode == 0
