@@ -348,7 +348,8 @@ def main() -> int:
                                                   "--write-seconds", "3"]
                                if args.quick else []),
                               ("bench_pages.py", ["--deployments", "500", "--rounds", "3"]
-                               if args.quick else [])):
+                               if args.quick else []),
+                              ("bench_health.py", ["--rounds", "1"] if args.quick else [])):
             if (ROOT / script).exists():
                 print(f"\n$ python bench/{script} {' '.join(extra)}".rstrip(), flush=True)
                 subprocess.run([str(BIN / "python"), str(ROOT / script), *extra], env=env)

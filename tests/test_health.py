@@ -425,6 +425,74 @@ def test_status_has_a_health_column_read_from_the_local_state(repo: Path,
     assert rows["prod"]["health"]["state"] == "unknown"
 
 
+# --- the watcher's step: one result, and what it writes -----------------------------------------
+
+
+IDENTITY = "git-deploy watcher <watcher@test>"
+
+
+def result(healthy: bool) -> Any:
+    from git_deployments.watch.health import ProbeResult
+
+    return ProbeResult(healthy, "HTTP 200" if healthy else "HTTP 503", datetime.now(UTC), 0.01)
+
+
+def step(repo: Path, healthy: bool) -> Any:
+    """One probe's result handed to a watcher, as its prober thread hands it."""
+    from git_deployments.core.store import open_store
+    from git_deployments.watch.daemon import Watcher
+
+    store = open_store(repo)
+    watcher = Watcher(store, identity=IDENTITY, log=lambda level, message: None)
+    target, _ = store.snapshot("prod").require()
+    assert target.health is not None
+    return watcher.health_step(store, "prod", target.health, result(healthy),
+                               store.snapshot("prod"))
+
+
+def incidents(deploy: Deploy) -> list[dict[str, Any]]:
+    found = deploy.json("incidents", "prod")
+    assert isinstance(found, list)
+    return found
+
+
+def test_an_incident_resolved_by_a_person_is_not_resolved_again(repo: Path,
+                                                                deploy: Deploy) -> None:
+    deploy("target", "create", "prod", "--health-url", "https://app.example.com/health",
+           "--health-failures", "2")
+    assert step(repo, False).incident is None
+    opened = step(repo, False)
+    assert opened.incident == 1 and incidents(deploy)[0]["opened_by"] == IDENTITY
+    # still failing: no second incident
+    assert step(repo, False).incident == 1 and len(incidents(deploy)) == 1
+    deploy("incident", "resolve", "prod", "1", "-m", "known: the database is being moved")
+    before = tip(repo)
+    # the watcher sees it resolved: it neither resolves it again nor opens another at once
+    after = step(repo, False)
+    assert (after.incident, after.consecutive_failures) == (None, 1)
+    assert step(repo, True).incident is None and step(repo, True).incident is None
+    assert tip(repo) == before
+    assert [i["resolved_by"] for i in incidents(deploy)] == ["Ada Tester <ada@example.com>"]
+
+
+def test_the_watcher_finds_its_incident_again_without_its_state(repo: Path,
+                                                                deploy: Deploy) -> None:
+    from git_deployments.watch.health import state_path
+
+    deploy("target", "create", "prod", "--health-exec", "true", "--health-failures", "2")
+    step(repo, False)
+    assert step(repo, False).incident == 1
+    state_path(repo / ".git", "prod").unlink()  # lost, say, with the machine's disk
+    # failing on: the open incident is its own, so no second one
+    assert step(repo, False).incident == 1 and len(incidents(deploy)) == 1
+    state_path(repo / ".git", "prod").unlink()
+    step(repo, True)
+    assert step(repo, True).incident is None
+    found = incidents(deploy)
+    assert len(found) == 1 and found[0]["state"] == "resolved"
+    assert found[0]["resolved_by"] == IDENTITY
+
+
 # --- the real watcher ----------------------------------------------------------------------------
 
 
@@ -497,3 +565,58 @@ def test_the_watcher_opens_and_resolves_an_incident_from_a_real_check(
     assert f"prod: incident {opened['id']} resolved: health check passed" in log
     # the changes verify as the server's hook would verify them
     assert deploy("fsck").returncode == 0
+
+
+# --- the server ----------------------------------------------------------------------------------
+
+
+def test_the_api_and_the_dashboard_show_health(tmp_path: Path, repo: Path,
+                                               deploy: Deploy) -> None:
+    from test_serve import serve, token
+
+    admin = token(repo, "admin", "view,modify-targets")
+    served = serve(repo, log=tmp_path / "serve.log")
+    try:
+        show_health(repo, deploy, served, admin)
+    finally:
+        served.stop()
+
+
+def show_health(repo: Path, deploy: Deploy, served: Any, admin: str) -> None:
+    from git_deployments.watch.health import HealthState, write_state
+
+    base = "/api/v1/projects/_"
+    created = served.post(f"{base}/targets", {
+        "key": "prod", "health_url": "https://app.example.com/health",
+        "health_expect": "<b>up</b>", "health_every": "10s", "health_failures": 2}, admin)
+    assert created.status == 201, created.body
+    assert created.json["health"]["every"] == 10 and created.json["health"]["timeout"] == 5
+    refused = served.post(f"{base}/targets", {"key": "qa", "health_url": "javascript:x"}, admin)
+    assert refused.status == 400 and "http:// or https://" in refused.json["error"]["message"]
+    assert tip(repo, "qa") is None
+
+    first = served.get(f"{base}/status", admin)
+    assert first.json[0]["health"]["state"] == "unknown"
+    etag = first.headers["etag"]
+    # the watcher keeps a result: the kept answer is not served again
+    checked = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    write_state(repo / ".git", "prod", HealthState(False, checked, "HTTP 503 <script>", 2, 0, 1))
+    second = served.get(f"{base}/status", admin, **{"If-None-Match": etag})
+    assert second.status == 200 and second.headers["etag"] != etag
+    assert second.json[0]["health"]["summary"] == "DOWN (incident 1)"
+    assert second.json == deploy.json("status")
+    shown = served.get(f"{base}/targets/prod", admin)
+    assert shown.json["health_state"]["state"] == "down"
+
+    # the dashboard says it in words (and a shape), every text from the state escaped
+    page = served.get("/projects/app", admin)
+    assert page.status == 200, page.body
+    html = page.body.decode()
+    assert "DOWN (incident 1)" in html and "HTTP 503 &lt;script&gt;" in html
+    assert "<script>" not in html
+    settings = served.get("/projects/app/targets/prod/settings", admin)
+    assert settings.status == 200, settings.body
+    html = settings.body.decode()
+    assert "GET <span class=\"url\">https://app.example.com/health</span> expecting " \
+           "“&lt;b&gt;up&lt;/b&gt;”, every 10s, timeout 5s, incident after 2 failures" in html
+    assert "DOWN (incident 1)" in html

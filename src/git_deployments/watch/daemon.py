@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from git_deployments.core import machine
 from git_deployments.core.model import MAX_TEXT, HealthCheck
-from git_deployments.core.store import Store, open_store
+from git_deployments.core.store import Store, TreeSnapshot, open_store
 from git_deployments.core.timeutil import format_duration, iso, later
 from git_deployments.errors import DeployError, NotFound, RuleViolation
 from git_deployments.git.repo import GitRepo
@@ -32,9 +32,12 @@ from git_deployments.watch.health import (
     HealthState,
     ProbeResult,
     advance,
+    is_opened_by_check,
+    opened_reason,
     probe,
     probe_target,
     read_state,
+    resolved_reason,
     with_incident,
     write_state,
 )
@@ -469,12 +472,21 @@ class Watcher:
             thread.thread.join(max(0.0, deadline - time.monotonic()))
 
     def health_step(self, store: Store, key: str, check: HealthCheck, result: ProbeResult,
-                    open_incidents: list[int]) -> HealthState:
-        """Keep one probe's result; write the incident it opens or resolves, if any."""
+                    snap: TreeSnapshot) -> HealthState:
+        """Keep one probe's result; write the incident it opens or resolves, if any. `snap`
+        is the target as it is after the probe."""
         common = store.git.common_dir
         before = read_state(common, key)
+        _, index = snap.require()
+        if (before is None or before.incident is None) and index.open_incidents:
+            # the state was lost (or never written after the incident's write): the incident
+            # this check opened is found by its author and reason, so no second one opens
+            mine = [i.id for i in snap.open_incidents() if is_opened_by_check(i, self.identity)]
+            if mine:
+                before = with_incident(before, mine[-1])
+                self.log(DETAIL, f"{key}: incident {mine[-1]} is the health check's own")
         step = advance(before, result.healthy, result.reason, iso(result.finished_at),
-                       check.failures, open_incidents)
+                       check.failures, index.open_incidents)
         state = step.state
         if before is not None and before.incident is not None and state.incident is None:
             self.log(ACTION, f"{key}: incident {before.incident} was resolved meanwhile; "
@@ -494,8 +506,7 @@ class Watcher:
         from git_deployments.core import intake
         from git_deployments.core.model import OpenIncident
 
-        why = (f"health check failed {state.consecutive_failures} times in a row: "
-               f"{state.reason} from {probe_target(check)}")
+        why = opened_reason(state, check)
         request = intake.new_request(OpenIncident, store.git, key, at=self.clock(),
                                      by=self.identity, reason=why[:MAX_TEXT])
         try:
@@ -514,8 +525,7 @@ class Watcher:
         from git_deployments.core import intake
         from git_deployments.core.model import ResolveIncident
 
-        why = (f"health check passed {state.consecutive_successes} times in a row: "
-               f"{state.reason} from {probe_target(check)}")
+        why = resolved_reason(state, check)
         request = intake.new_request(ResolveIncident, store.git, key, at=self.clock(),
                                      by=self.identity, id=number, reason=why[:MAX_TEXT])
         try:
@@ -560,8 +570,7 @@ class _ProbeThread:
             started = time.monotonic()
             interval = float(ERROR_RETRY)
             try:
-                snap = store.snapshot(self.key)
-                target, index = snap.require()
+                target, _ = store.snapshot(self.key).require()
                 check = target.health
                 if check is None or target.archived:
                     return
@@ -570,8 +579,8 @@ class _ProbeThread:
                 if self.stopping.is_set():
                     return  # a probe cut short by the shutdown tells nothing
                 # the open incidents as they are now, not as they were before the probe
-                _, index = store.snapshot(self.key).require()
-                self.watcher.health_step(store, self.key, check, result, index.open_incidents)
+                self.watcher.health_step(store, self.key, check, result,
+                                         store.snapshot(self.key))
                 problem = None
             except Exception as exc:  # noqa: BLE001 - a broken check must not end the daemon
                 if reason(exc) != problem:

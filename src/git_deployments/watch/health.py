@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Collection
 
-    from git_deployments.core.model import HealthCheck
+    from git_deployments.core.model import HealthCheck, Incident
 
 STATE_FORMAT = "git-deployments-health/1"
 BODY_LIMIT = 64 * 1024  # the expected text is looked for this far into the answer
@@ -330,8 +330,27 @@ def advance(state: HealthState | None, healthy: bool, reason: str, checked_at: s
     return Step(new)
 
 
-def with_incident(state: HealthState, incident: int | None) -> HealthState:
-    return replace(state, incident=incident)
+def with_incident(state: HealthState | None, incident: int | None) -> HealthState:
+    return replace(state or HealthState(), incident=incident)
+
+
+OPENED = "health check failed"
+
+
+def opened_reason(state: HealthState, check: HealthCheck) -> str:
+    return (f"{OPENED} {state.consecutive_failures} times in a row: {state.reason} from "
+            f"{probe_target(check)}")
+
+
+def resolved_reason(state: HealthState, check: HealthCheck) -> str:
+    return (f"health check passed {state.consecutive_successes} times in a row: {state.reason} "
+            f"from {probe_target(check)}")
+
+
+def is_opened_by_check(incident: Incident, identity: str) -> bool:
+    """Whether the watcher (`identity`) opened `incident` for a failing health check: how it
+    finds its own incident again when its local state was lost."""
+    return incident.opened_by == identity and incident.reason.startswith(f"{OPENED} ")
 
 
 # --- what readers show -------------------------------------------------------------------------
