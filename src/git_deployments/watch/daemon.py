@@ -384,9 +384,15 @@ class Watcher:
                     if deadline is not None and self.clock() >= deadline:
                         break
         finally:
+            import time
+
             watch.close()
+            # the probers are told first, and wait no longer than the couriers' grace
+            grace = time.monotonic() + STOP_GRACE
+            for prober in probers.values():
+                prober.stop()
             self._stop_couriers(couriers)
-            self._stop_probers(probers)
+            self._stop_probers(probers, grace)
             self.log(ACTION, "stopped")
 
     def _daemon_pass(self, couriers: dict[Subscription, _CourierThread],
@@ -452,22 +458,28 @@ class Watcher:
         return found
 
     def _sync_probers(self, probers: dict[str, _ProbeThread]) -> None:
+        """One prober per check; an edited check starts afresh at once (a thread asleep for
+        the old interval would not notice a shorter one until it woke)."""
         wanted = self.checks()
         for key in [key for key, thread in probers.items()
-                    if key not in wanted or not thread.thread.is_alive()]:
+                    if wanted.get(key) != thread.check or not thread.thread.is_alive()]:
             self._stop_probers({key: probers.pop(key)})
         for key in sorted(set(wanted) - set(probers)):
-            probers[key] = _ProbeThread(self, key)
+            probers[key] = _ProbeThread(self, key, wanted[key])
             self.log(DETAIL, f"{key}: probing {probe_target(wanted[key])} every "
                              f"{format_duration(wanted[key].every)}")
 
-    def _stop_probers(self, probers: dict[str, _ProbeThread]) -> None:
+    def _stop_probers(self, probers: dict[str, _ProbeThread],
+                      deadline: float | None = None) -> None:
+        """Tell the probers to stop, and wait for them until `deadline` (time.monotonic();
+        default: STOP_GRACE from now). A program being probed is killed at once; a URL's probe
+        left running ends at its timeout, and its result is dropped."""
         import time
 
         for thread in probers.values():
             thread.stop()
-        # a program being probed is killed at once; a URL's probe is left to its timeout
-        deadline = time.monotonic() + STOP_GRACE
+        if deadline is None:
+            deadline = time.monotonic() + STOP_GRACE
         for thread in probers.values():
             thread.thread.join(max(0.0, deadline - time.monotonic()))
 
@@ -544,13 +556,14 @@ class Watcher:
 
 class _ProbeThread:
     """One target's health check, probed every interval from a thread of its own with its own
-    repository handle. It reads the check again before each probe, so an edited interval or URL
-    takes effect at the next one; without a check it ends (the daemon's pass starts a new
-    thread when one is set again)."""
+    repository handle. It reads the target again before each probe: archived, or without a
+    check, it ends (the daemon's pass starts a new thread when one is set again, and replaces
+    this one when the check is edited)."""
 
-    def __init__(self, watcher: Watcher, key: str) -> None:
+    def __init__(self, watcher: Watcher, key: str, check: HealthCheck) -> None:
         self.watcher = watcher
         self.key = key
+        self.check = check  # as the daemon's pass saw it: a different one starts a new thread
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._loop, name=f"probe {key}", daemon=True)
         self.thread.start()
