@@ -421,7 +421,8 @@ def test_three_clones_racing_synced_writes(clone: CloneFactory, server: Path, da
     assert len(results) == 3 * count
 
     op_ids = check_every_commit(server)  # every commit is a legal replay of its parent
-    assert len(op_ids) == len(set(op_ids)) == 1 + 3 * count  # target-create and every write, none twice
+    # target-create and every write, none twice
+    assert len(op_ids) == len(set(op_ids)) == 1 + 3 * count
     gitrepo = open_repository(server)
     timeline = set(remote_timeline(server))
     reported = set()
