@@ -22,8 +22,10 @@ $(VENV)/.installed: pyproject.toml man/git-deploy.1
 demo: setup
 	$(BIN)/python sample-repo/demo.py
 
+# the suite on every core (pytest-xdist); JOBS=1 runs it in one process
+JOBS ?= auto
 test: check
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(JOBS)
 
 serve: setup
 	$(BIN)/python sample-repo/serve.py --port $(PORT)
@@ -34,7 +36,7 @@ check: setup
 	$(BIN)/mypy src
 
 reliability: setup
-	$(BIN)/python -m pytest -m reliability
+	GIT_DEPLOY_RACING_WRITES=50 $(BIN)/python -m pytest -m reliability
 
 bench: setup
 	$(BIN)/python bench/run.py

@@ -349,6 +349,7 @@ def main() -> int:
                                if args.quick else []),
                               ("bench_pages.py", ["--deployments", "500", "--rounds", "3"]
                                if args.quick else []),
+                              ("bench_health.py", ["--rounds", "1"] if args.quick else []),
                               ("bench_metrics.py", ["--quick"] if args.quick else [])):
             if (ROOT / script).exists():
                 print(f"\n$ python bench/{script} {' '.join(extra)}".rstrip(), flush=True)

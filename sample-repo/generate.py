@@ -385,13 +385,19 @@ def record_history(repo: Path, run: Runner) -> None:
                        "--at", started]))
         steps.append((started, who, env, ["start", "production"]))
         steps.append((finished, who, env, ["finish", "production"]))
-    # 1.2.0 broke checkout under load: back to 1.1.0 the next morning, a rollback
+    # 1.2.0 broke checkout under load: an incident, and back to 1.1.0 the next morning
+    steps.append(("2025-03-19T07:50:00Z", "lena", None,
+                  ["incident", "open", "production", "-m",
+                   "checkout times out under load (BOOK-31)"]))
     steps.append(("2025-03-19T08:10:00Z", "lena", None,
                   ["comment", "production", "3", "-m",
                    "checkout times out under load since 1.2.0 (BOOK-31); rolling back"]))
     steps.append(("2025-03-19T08:25:00Z", "lena", None,
                   ["finish", "production", "--commit", ref % ("release", "v1.1.0"),
                    "--reason", "roll back: checkout times out under load (BOOK-31)"]))
+    steps.append(("2025-03-19T08:40:00Z", "lena", None,
+                  ["incident", "resolve", "production", "-m",
+                   "checkout is fast again on 1.1.0"]))
     # the hotfix release 1.2.1 goes out the day after
     commit = sha("v1.2.1")
     env = ci(204, "lena", "release", commit)

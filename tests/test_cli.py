@@ -69,7 +69,8 @@ def test_status_shows_current_since_and_pending(repo: Path, prod: Deploy) -> Non
     assert data["current"]["version"] == "1.0" and data["pending"] == 2
     assert data["current_since"].endswith("Z")
     table = prod("status").stdout.splitlines()
-    assert table[0].split() == ["TARGET", "CURRENT", "FOR", "IN", "FLIGHT", "SCHEDULED", "PENDING"]
+    assert table[0].split() == ["TARGET", "CURRENT", "FOR", "IN", "FLIGHT", "SCHEDULED", "PENDING",
+                                "HEALTH"]
 
 
 def test_target_commands(prod: Deploy, repo: Path) -> None:

@@ -395,9 +395,10 @@ DRIVER = textwrap.dedent("""\
 
 
 @pytest.mark.reliability
-def test_three_clones_fifty_synced_writes_each(clone: CloneFactory, server: Path, daemon: str,
-                                               tmp_path: Path) -> None:
-    count = 50
+def test_three_clones_racing_synced_writes(clone: CloneFactory, server: Path, daemon: str,
+                                           tmp_path: Path) -> None:
+    # 15 writes a clone race often enough in the default run; `make reliability` asks for 50
+    count = int(os.environ.get("GIT_DEPLOY_RACING_WRITES", "15"))
     first = clone("a", daemon)
     first("target", "create", "production", "--sync")
     clones = [first, clone("b", daemon), clone("c", daemon)]
@@ -420,7 +421,8 @@ def test_three_clones_fifty_synced_writes_each(clone: CloneFactory, server: Path
     assert len(results) == 3 * count
 
     op_ids = check_every_commit(server)  # every commit is a legal replay of its parent
-    assert len(op_ids) == len(set(op_ids)) == 1 + 3 * count  # target-create + 150, none twice
+    # target-create and every write, none twice
+    assert len(op_ids) == len(set(op_ids)) == 1 + 3 * count
     gitrepo = open_repository(server)
     timeline = set(remote_timeline(server))
     reported = set()

@@ -20,8 +20,8 @@ __git_deploy_options () {
 	"list") echo "--help --status= --limit= --json" ;;
 	"show") echo "--help --json" ;;
 	"log") echo "--help --limit= --json" ;;
-	"target create") echo "--help --name= --description= --repository= --manual-controls --no-manual-controls --hanging-after= --failed-after= --start-requires-schedule --no-start-requires-schedule --schedule-on-push= --json --sync" ;;
-	"target edit") echo "--help --name= --description= --repository= --remove-repository= --manual-controls --no-manual-controls --hanging-after= --failed-after= --start-requires-schedule --no-start-requires-schedule --schedule-on-push= --no-schedule-on-push --json --sync" ;;
+	"target create") echo "--help --name= --description= --repository= --manual-controls --no-manual-controls --hanging-after= --failed-after= --start-requires-schedule --no-start-requires-schedule --schedule-on-push= --health-url= --health-expect= --health-exec= --health-every= --health-timeout= --health-failures= --json --sync" ;;
+	"target edit") echo "--help --name= --description= --repository= --remove-repository= --manual-controls --no-manual-controls --hanging-after= --failed-after= --start-requires-schedule --no-start-requires-schedule --schedule-on-push= --no-schedule-on-push --health-url= --health-expect= --health-exec= --health-every= --health-timeout= --health-failures= --health-off --json --sync" ;;
 	"target show") echo "--help --json" ;;
 	"target list") echo "--help --all --json" ;;
 	"target archive") echo "--help --json --sync" ;;

@@ -61,6 +61,12 @@ def target_key(text: str) -> str:
     return text
 
 
+def duration(text: str) -> int:
+    from git_deployments.core.timeutil import parse_duration
+
+    return parse_duration(text)
+
+
 def duration_or_off(text: str) -> int | str:
     from git_deployments.core.timeutil import parse_duration
 

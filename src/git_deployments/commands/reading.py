@@ -87,8 +87,9 @@ def cmd_status(ctx: Context, all: bool = False, as_json: bool = False) -> int:
             ", ".join(f"#{_record(s).number}" for s in row["scheduled"]) or "-",
             "-" if row["pending"] is None else
             f"{row['pending']}{'+' if row['pending_capped'] else ''}",
+            row["health"]["summary"] if row.get("health") else "-",
         ))
-    out.table(["TARGET", "CURRENT", "FOR", "IN FLIGHT", "SCHEDULED", "PENDING"], table)
+    out.table(["TARGET", "CURRENT", "FOR", "IN FLIGHT", "SCHEDULED", "PENDING", "HEALTH"], table)
     return code
 
 

@@ -10,6 +10,8 @@ from git_deployments.commands.common import (
     Run,
     add_json,
     add_write_options,
+    count,
+    duration,
     duration_or_off,
     runs,
     target_key,
@@ -19,7 +21,7 @@ from git_deployments.core.timeutil import format_duration, iso
 
 if TYPE_CHECKING:
     from git_deployments.commands.context import Context
-    from git_deployments.core.model import Target
+    from git_deployments.core.model import HealthCheck, Target
 
 def register(subparsers: Any) -> None:
     target = subparsers.add_parser("target", help="create, edit, show, list and archive targets",
@@ -88,6 +90,26 @@ def _settings(p: argparse.ArgumentParser, creating: bool) -> None:
     if not creating:
         p.add_argument("--no-schedule-on-push", action="store_true",
                        help="stop scheduling on push")
+    health = p.add_argument_group(
+        "health check", "probed by the watcher (git deploy watch): after --health-failures "
+                        "failures in a row it opens an incident, after as many successes it "
+                        "resolves it")
+    health.add_argument("--health-url", metavar="URL",
+                        help="GET this http(s) URL: healthy when it answers 2xx")
+    health.add_argument("--health-expect", metavar="TEXT",
+                        help="and when the first 64 KiB of the answer contain TEXT")
+    health.add_argument("--health-exec", metavar="COMMAND",
+                        help="run COMMAND (split like a shell, run without one): healthy when "
+                             "it exits 0")
+    health.add_argument("--health-every", type=duration, metavar="DURATION",
+                        help="how often to probe (default 30s)")
+    health.add_argument("--health-timeout", type=duration, metavar="DURATION",
+                        help="how long one probe may take (default 5s, at most 5m)")
+    health.add_argument("--health-failures", type=count, metavar="N",
+                        help="failures in a row that open an incident (default 3)")
+    if not creating:
+        health.add_argument("--health-off", action="store_true",
+                            help="remove the health check")
 
 
 def _archive(archived: bool) -> Run:
@@ -108,6 +130,13 @@ class SettingsOptions:
     start_requires_schedule: bool | None
     schedule_on_push: list[str] | None
     no_schedule_on_push: bool
+    health_url: str | None = None
+    health_expect: str | None = None
+    health_exec: str | None = None
+    health_every: int | None = None
+    health_timeout: int | None = None
+    health_failures: int | None = None
+    health_off: bool = False
 
     @classmethod
     def parsed(cls, a: argparse.Namespace, creating: bool) -> SettingsOptions:
@@ -117,7 +146,11 @@ class SettingsOptions:
                    failed_after=a.failed_after,
                    start_requires_schedule=a.start_requires_schedule,
                    schedule_on_push=a.schedule_on_push,
-                   no_schedule_on_push=False if creating else a.no_schedule_on_push)
+                   no_schedule_on_push=False if creating else a.no_schedule_on_push,
+                   health_url=a.health_url, health_expect=a.health_expect,
+                   health_exec=a.health_exec, health_every=a.health_every,
+                   health_timeout=a.health_timeout, health_failures=a.health_failures,
+                   health_off=False if creating else a.health_off)
 
 
 def cmd_create(ctx: Context, key: str, options: SettingsOptions, as_json: bool = False) -> int:
@@ -178,9 +211,23 @@ def describe_settings(target: Any) -> list[tuple[str, str]]:
         ("failed after", timeout(target.failed_after)),
         ("start requires schedule", "yes" if target.start_requires_schedule else "no"),
         ("schedule on push", ", ".join(target.schedule_on_push) or "-"),
+        ("health check", describe_health(target.health)),
         ("archived", "yes" if target.archived else "no"),
         ("created", iso(target.created_at)),
     ]
+
+
+def describe_health(check: HealthCheck | None) -> str:
+    if check is None:
+        return "off"
+    if check.url is not None:
+        probe = f"GET {check.url}" + (f" expecting {check.expect!r}" if check.expect else "")
+    else:
+        from shlex import join
+
+        probe = f"run {join(check.exec or [])}"
+    return (f"{probe}, every {format_duration(check.every)}, timeout "
+            f"{format_duration(check.timeout)}, incident after {check.failures} failures")
 
 
 def cmd_show(ctx: Context, key: str, as_json: bool = False) -> int:
@@ -190,11 +237,17 @@ def cmd_show(ctx: Context, key: str, as_json: bool = False) -> int:
 
         out.json(target_show(ctx.store, key))
         return 0
+    from git_deployments.reading.status import target_health
+
     target, index = ctx.store.existing(key).require()
     out.line(out.bold(f"target {key}"))
     for label, value in describe_settings(target):
         out.line(f"  {label + ':':<25}{value}")
     out.line(f"  {'deployments:':<25}{index.count} (next #{index.next_number})")
+    health = target_health(ctx.store, key, target.health)
+    if health is not None:
+        last = f" at {health['checked_at']}: {health['reason']}" if health["checked_at"] else ""
+        out.line(f"  {'health:':<25}{health['summary']}{last}")
     return 0
 
 

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from git_deployments.core import ci
 from git_deployments.core.model import (
     COMMIT_PATTERN,
+    MAX_HEALTH_FAILURES,
+    MAX_HEALTH_TIMEOUT,
     REPOSITORY_PATTERN,
     ArchiveTarget,
     Comment,
@@ -27,6 +29,7 @@ from git_deployments.core.model import (
     Edit,
     EditTarget,
     ExternalLink,
+    HealthCheck,
     OpenIncident,
     Request,
     ResolveIncident,
@@ -37,8 +40,8 @@ from git_deployments.core.model import (
     timeouts_problem,
     url_problem,
 )
-from git_deployments.core.timeutil import now, parse_datetime
-from git_deployments.errors import DeployError, NotFound, UsageError
+from git_deployments.core.timeutil import format_duration, now, parse_datetime
+from git_deployments.errors import DeployError, InvalidValue, NotFound, UsageError
 from git_deployments.git.repo import GitRepo, Person
 
 if TYPE_CHECKING:
@@ -390,8 +393,69 @@ def check_timeouts(settings: Mapping[str, Any], current: tuple[Any, Any]) -> Non
         raise DeployError(f"invalid timeouts: {problem}")
 
 
+HEALTH_OPTIONS = ("health_url", "health_expect", "health_exec", "health_every",
+                  "health_timeout", "health_failures")
+
+
+def split_program(text: str) -> list[str]:
+    """A health check's program as its words: split as a shell would, never run by one."""
+    import shlex
+
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise DeployError(f"invalid health check program {text[:80]!r}: {exc}") from None
+    if not words:
+        raise DeployError("invalid health check program: it is empty")
+    return words
+
+
+def health_setting(options: Mapping[str, Any], current: HealthCheck | None,
+                   ) -> HealthCheck | str | None:
+    """The health check the options ask for: a whole check (given settings over `current`),
+    "off", or None when no health option is given."""
+    from git_deployments.core.machine import health_edited
+
+    given = {name: options[name] for name in HEALTH_OPTIONS if options.get(name) is not None}
+    if options.get("health_off"):
+        if given:
+            raise DeployError("--health-off removes the health check: give it alone, without "
+                              "the other --health-* options")
+        return "off"
+    if not given:
+        return None
+    url = given.get("health_url")
+    if url is not None:
+        problem = url_problem(url)
+        if problem:
+            raise DeployError(f"invalid health check URL {url[:80]!r}: {problem}")
+    program = given.get("health_exec")
+    words = split_program(program) if program is not None else None
+    for name in ("health_every", "health_timeout", "health_failures"):
+        value = given.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise DeployError(f"invalid {name.replace('_', ' ')} {value!r}")
+    timeout = given.get("health_timeout")
+    if timeout is not None and not 1 <= timeout <= MAX_HEALTH_TIMEOUT:
+        raise DeployError(f"invalid health check timeout {format_duration(timeout)}: must be "
+                          f"between 1s and {format_duration(MAX_HEALTH_TIMEOUT)}")
+    failures = given.get("health_failures")
+    if failures is not None and not 1 <= failures <= MAX_HEALTH_FAILURES:
+        raise DeployError(f"invalid health check failures {failures}: must be between 1 and "
+                          f"{MAX_HEALTH_FAILURES}")
+    try:
+        return health_edited(current, {
+            "url": url, "expect": given.get("health_expect"), "exec": words,
+            "every": given.get("health_every"), "timeout": timeout, "failures": failures})
+    except InvalidValue as exc:
+        text = str(exc)  # the model's words: "invalid timeout: ..." or a sentence of its own
+        raise DeployError(f"invalid health check {text.removeprefix('invalid ')}"
+                          if text.startswith("invalid ") else text) from None
+
+
 def target_settings(options: Mapping[str, Any], existing: list[dict[str, Any]],
-                    current_timeouts: tuple[Any, Any] = (None, None)) -> dict[str, Any]:
+                    current_timeouts: tuple[Any, Any] = (None, None),
+                    current_health: HealthCheck | None = None) -> dict[str, Any]:
     """The settings the target options ask for (those given; None is not given)."""
     settings: dict[str, Any] = {}
     if options.get("name") is not None and not str(options["name"]).strip():
@@ -409,6 +473,9 @@ def target_settings(options: Mapping[str, Any], existing: list[dict[str, Any]],
         if value is not None:
             settings[name] = default if value == "on" else value
     check_timeouts(settings, current_timeouts)
+    health = health_setting(options, current_health)
+    if health is not None:
+        settings["health"] = health if isinstance(health, str) else health.model_dump()
     repositories = repositories_with(options.get("repository") or [], existing)
     removed = set(options.get("remove_repository") or [])
     if options.get("repository") or removed:
@@ -435,7 +502,8 @@ def edit_target_request(store: Store, key: str, options: Mapping[str, Any],
     if target.repository in (options.get("remove_repository") or []):
         raise DeployError(f"'{target.repository}' holds the target's ref and cannot be removed")
     existing = [r.model_dump() for r in target.repositories]
-    settings = target_settings(options, existing, (target.hanging_after, target.failed_after))
+    settings = target_settings(options, existing, (target.hanging_after, target.failed_after),
+                               target.health)
     if not settings:
         raise DeployError("nothing to change: give at least one option (see "
                           "'git deploy target edit -h')")

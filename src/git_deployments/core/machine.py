@@ -23,6 +23,7 @@ from git_deployments.core.model import (
     Deployment,
     Edit,
     EditTarget,
+    HealthCheck,
     Incident,
     Index,
     OpenIncident,
@@ -37,7 +38,7 @@ from git_deployments.core.model import (
     TargetSettings,
     Timeout,
 )
-from git_deployments.core.timeutil import later
+from git_deployments.core.timeutil import format_duration, later
 from git_deployments.errors import InternalError, NotFound, RuleViolation
 
 MANUAL_FORBIDDEN = frozenset({Status.HANGING, Status.COMPLETED})
@@ -658,11 +659,48 @@ def _minutes(seconds: int) -> str:
     return format_duration(seconds)
 
 
+# what a health check's settings are called where they are given one at a time
+HEALTH_SETTINGS = ("url", "expect", "exec", "every", "timeout", "failures")
+
+
+def health_edited(current: HealthCheck | None, given: dict[str, Any]) -> HealthCheck:
+    """The health check `given` (some of HEALTH_SETTINGS) makes of `current`. A URL or a program
+    names a new probe (the expected text goes with a URL, given beside it or not at all); the
+    interval, timeout and failures not given are kept from `current`, or take their defaults.
+    The request then records the whole check, so a replay anywhere gives the same target."""
+    unknown = set(given) - set(HEALTH_SETTINGS)
+    if unknown:
+        raise InternalError(f"unknown health check settings: {', '.join(sorted(unknown))}")
+    if given.get("url") is not None and given.get("exec") is not None:
+        raise RuleViolation("a health check probes a URL or runs a program, not both")
+    new_probe = given.get("url") is not None or given.get("exec") is not None
+    if current is None and not new_probe:
+        raise RuleViolation("the target has no health check to change: give it a URL or a "
+                            "program to probe")
+    data: dict[str, Any] = current.model_dump() if current is not None else {}
+    if new_probe:
+        data.update(url=given.get("url"), exec=given.get("exec"), expect=None)
+    for name in ("expect", "every", "timeout", "failures"):
+        if given.get(name) is not None:
+            data[name] = given[name]
+    if data.get("expect") == "":
+        data["expect"] = None  # nothing to look for: any 2xx answer will do
+    every = data.get("every", HealthCheck.fields()["every"].default)
+    if current is None and given.get("timeout") is None and isinstance(every, int):
+        # a new check probing more often than the default timeout is cut off at its interval
+        data["timeout"] = min(every, HealthCheck.fields()["timeout"].default)
+    timeout = data.get("timeout", HealthCheck.fields()["timeout"].default)
+    if isinstance(every, int) and isinstance(timeout, int) and timeout > every:
+        raise RuleViolation(f"a health check's timeout ({format_duration(timeout)}) must not be "
+                            f"longer than its interval ({format_duration(every)})")
+    return HealthCheck.model_validate(data)
+
+
 def settings_applied(target: Target | None, settings: TargetSettings, **base: object) -> Target:
     """A target with `settings` applied over `target` (or over defaults when creating)."""
     data: dict[str, object] = target.model_dump() if target is not None else dict(base)
     for name, value in settings.model_dump(exclude_none=True).items():
-        if name in ("hanging_after", "failed_after") and value == "off":
+        if name in ("hanging_after", "failed_after", "health") and value == "off":
             value = None
         data[name] = value
     if settings.repositories is not None:

@@ -11,7 +11,22 @@ from git_deployments.errors import DeployError
 from git_deployments.reading.deployments import deployment_json
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from git_deployments.core.model import HealthCheck
     from git_deployments.core.store import Store
+
+
+def target_health(store: Store, key: str, check: HealthCheck | None,
+                  now: datetime | None = None) -> dict[str, Any] | None:
+    """A target's health: None without a check; else what the watcher's last probe found (one
+    small file in the repository's local state), or `unknown`."""
+    if check is None:
+        return None
+    from git_deployments.core.intake import clock
+    from git_deployments.watch.health import health_summary, read_state
+
+    return health_summary(check, read_state(store.git.common_dir, key), now or clock())
 
 
 def target_status(store: Store, key: str) -> dict[str, Any]:
@@ -34,6 +49,7 @@ def target_status(store: Store, key: str) -> dict[str, Any]:
         "scheduled": [deployment_json(key, r) for r in scheduled],
         "pending": pending.count, "pending_capped": pending.capped,
         "deployments": index.count,
+        "health": target_health(store, key, target.health),
         "timeline_commit": snap.tip,
     }
 

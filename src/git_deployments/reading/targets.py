@@ -14,10 +14,14 @@ def target_json(target: Target) -> dict[str, Any]:
 
 
 def target_show(store: Store, key: str) -> dict[str, Any]:
-    """A target's settings, its index and the timeline commit they were read at."""
+    """A target's settings, its index, its health as the watcher last found it (None without a
+    check) and the timeline commit they were read at."""
+    from git_deployments.reading.status import target_health
+
     snap = store.existing(key)
     target, index = snap.require()
     return {**target_json(target), "index": index.model_dump(mode="json"),
+            "health_state": target_health(store, key, target.health),
             "timeline_commit": snap.tip}
 
 

@@ -1,10 +1,12 @@
-"""The watcher: applies the targets' hanging and failed timeouts through the normal write path
-and hands every new status change to the subscribers.
+"""The watcher: applies the targets' hanging and failed timeouts through the normal write path,
+hands every new status change to the subscribers, and probes the targets' health checks.
 
 `Watcher.run_once(now)` is one pass (what `git deploy sweep` runs, and what tests drive with
 their own clock); `Watcher.run(stop)` is the daemon: it sleeps on the ref storage (watchfiles)
 until something changes or the next deadline comes, and delivers from one thread per
-subscription so that a slow subscriber holds up nobody.
+subscription so that a slow subscriber holds up nobody. Each target with a health check is
+probed from a thread of its own on its own interval (watch/health.py), so a probe never delays
+a timeout or a delivery; the probers write only incidents opened and resolved.
 """
 
 from __future__ import annotations
@@ -21,10 +23,24 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from git_deployments.core import machine
-from git_deployments.core.store import Store, open_store
-from git_deployments.core.timeutil import iso, later
+from git_deployments.core.model import MAX_TEXT, HealthCheck
+from git_deployments.core.store import Store, TreeSnapshot, open_store
+from git_deployments.core.timeutil import format_duration, iso, later
 from git_deployments.errors import DeployError, NotFound, RuleViolation
 from git_deployments.git.repo import GitRepo
+from git_deployments.watch.health import (
+    HealthState,
+    ProbeResult,
+    advance,
+    is_opened_by_check,
+    opened_reason,
+    probe,
+    probe_target,
+    read_state,
+    resolved_reason,
+    with_incident,
+    write_state,
+)
 from git_deployments.watch.notify import (
     ACTION,
     DETAIL,
@@ -348,11 +364,12 @@ class Watcher:
         """The daemon: pass, sleep until a change or the next deadline, until `stop` is set."""
         watch = RefWatch(ref_storage(self.store.git))
         couriers: dict[Subscription, _CourierThread] = {}
+        probers: dict[str, _ProbeThread] = {}
         self.log(ACTION, f"watching {self.store.git.git_dir}")
         announced: datetime | None = None
         try:
             while not stop.is_set():
-                deadline = self._daemon_pass(couriers)
+                deadline = self._daemon_pass(couriers, probers)
                 if deadline is not None and deadline != announced:
                     self.log(DETAIL, f"next deadline {iso(deadline)}")
                 announced = deadline
@@ -367,16 +384,27 @@ class Watcher:
                     if deadline is not None and self.clock() >= deadline:
                         break
         finally:
+            import time
+
             watch.close()
+            # the probers are told first, and wait no longer than the couriers' grace
+            grace = time.monotonic() + STOP_GRACE
+            for prober in probers.values():
+                prober.stop()
             self._stop_couriers(couriers)
+            self._stop_probers(probers, grace)
             self.log(ACTION, "stopped")
 
-    def _daemon_pass(self, couriers: dict[Subscription, _CourierThread]) -> datetime | None:
-        """Timeouts first, then the couriers are told to look; returns the next deadline."""
+    def _daemon_pass(self, couriers: dict[Subscription, _CourierThread],
+                     probers: dict[str, _ProbeThread] | None = None) -> datetime | None:
+        """Timeouts first, then the couriers are told to look and the probers follow the
+        targets' checks; returns the next deadline."""
         result = self.apply_timeouts(self.clock())
         deadline = result.next_deadline
         try:
             self._sync_couriers(couriers)
+            if probers is not None:
+                self._sync_probers(probers)
             self.note_tips()
         except (DeployError, OSError) as exc:
             # the daemon outlives a bad moment (a full disk, a half-copied repository)
@@ -413,6 +441,168 @@ class Watcher:
         for thread in couriers.values():
             if thread.thread.is_alive() and thread.courier is not None:
                 thread.courier.kill()
+
+
+    # --- health checks ---
+
+    def checks(self) -> dict[str, HealthCheck]:
+        """The health check of every active target that has one."""
+        found = {}
+        for key in self.store.keys():
+            try:
+                target = self.store.snapshot(key).target
+            except Exception:  # noqa: BLE001 - its timeouts' pass names what is wrong with it
+                continue
+            if target is not None and target.health is not None and not target.archived:
+                found[key] = target.health
+        return found
+
+    def _sync_probers(self, probers: dict[str, _ProbeThread]) -> None:
+        """One prober per check; an edited check starts afresh at once (a thread asleep for
+        the old interval would not notice a shorter one until it woke)."""
+        wanted = self.checks()
+        for key in [key for key, thread in probers.items()
+                    if wanted.get(key) != thread.check or not thread.thread.is_alive()]:
+            self._stop_probers({key: probers.pop(key)})
+        for key in sorted(set(wanted) - set(probers)):
+            probers[key] = _ProbeThread(self, key, wanted[key])
+            self.log(DETAIL, f"{key}: probing {probe_target(wanted[key])} every "
+                             f"{format_duration(wanted[key].every)}")
+
+    def _stop_probers(self, probers: dict[str, _ProbeThread],
+                      deadline: float | None = None) -> None:
+        """Tell the probers to stop, and wait for them until `deadline` (time.monotonic();
+        default: STOP_GRACE from now). A program being probed is killed at once; a URL's probe
+        left running ends at its timeout, and its result is dropped."""
+        import time
+
+        for thread in probers.values():
+            thread.stop()
+        if deadline is None:
+            deadline = time.monotonic() + STOP_GRACE
+        for thread in probers.values():
+            thread.thread.join(max(0.0, deadline - time.monotonic()))
+
+    def health_step(self, store: Store, key: str, check: HealthCheck, result: ProbeResult,
+                    snap: TreeSnapshot) -> HealthState:
+        """Keep one probe's result; write the incident it opens or resolves, if any. `snap`
+        is the target as it is after the probe."""
+        common = store.git.common_dir
+        before = read_state(common, key)
+        _, index = snap.require()
+        if (before is None or before.incident is None) and index.open_incidents:
+            # the state was lost (or never written after the incident's write): the incident
+            # this check opened is found by its author and reason, so no second one opens
+            mine = [i.id for i in snap.open_incidents() if is_opened_by_check(i, self.identity)]
+            if mine:
+                before = with_incident(before, mine[-1])
+                self.log(DETAIL, f"{key}: incident {mine[-1]} is the health check's own")
+        step = advance(before, result.healthy, result.reason, iso(result.finished_at),
+                       check.failures, index.open_incidents)
+        state = step.state
+        if before is not None and before.incident is not None and state.incident is None:
+            self.log(ACTION, f"{key}: incident {before.incident} was resolved meanwhile; "
+                             "counting failures afresh")
+        if before is None or before.healthy != result.healthy:
+            self.log(DETAIL, f"{key}: {result.label} ({result.reason})")
+        if step.open:
+            state = with_incident(state, self._open_incident(store, key, check, state))
+        elif step.resolve is not None:
+            if self._resolve_incident(store, key, check, step.resolve, state):
+                state = with_incident(state, None)
+        write_state(common, key, state)
+        return state
+
+    def _open_incident(self, store: Store, key: str, check: HealthCheck,
+                       state: HealthState) -> int | None:
+        from git_deployments.core import intake
+        from git_deployments.core.model import OpenIncident
+
+        why = opened_reason(state, check)
+        request = intake.new_request(OpenIncident, store.git, key, at=self.clock(),
+                                     by=self.identity, reason=why[:MAX_TEXT])
+        try:
+            written = store.write(request)
+        except DeployError as exc:
+            self.log(PROBLEM, f"{key}: cannot open an incident: {reason(exc)}; trying again "
+                              "after the next probe")
+            return None
+        number = written.change.incident
+        self.log(ACTION, f"{key}: incident {number} opened: {why} [{written.commit[:10]}]")
+        return number
+
+    def _resolve_incident(self, store: Store, key: str, check: HealthCheck, number: int,
+                          state: HealthState) -> bool:
+        """True once the incident is resolved (by this write, or by someone before it)."""
+        from git_deployments.core import intake
+        from git_deployments.core.model import ResolveIncident
+
+        why = resolved_reason(state, check)
+        request = intake.new_request(ResolveIncident, store.git, key, at=self.clock(),
+                                     by=self.identity, id=number, reason=why[:MAX_TEXT])
+        try:
+            written = store.write(request)
+        except (RuleViolation, NotFound) as exc:
+            # resolved (or deleted) by someone between our read and the write: nothing to do
+            self.log(DETAIL, f"{key}: incident {number} not resolved by the watcher ({exc})")
+            return True
+        except DeployError as exc:
+            self.log(PROBLEM, f"{key}: cannot resolve incident {number}: {reason(exc)}; "
+                              "trying again after the next probe")
+            return False
+        self.log(ACTION, f"{key}: incident {number} resolved: {why} [{written.commit[:10]}]")
+        return True
+
+
+class _ProbeThread:
+    """One target's health check, probed every interval from a thread of its own with its own
+    repository handle. It reads the target again before each probe: archived, or without a
+    check, it ends (the daemon's pass starts a new thread when one is set again, and replaces
+    this one when the check is edited)."""
+
+    def __init__(self, watcher: Watcher, key: str, check: HealthCheck) -> None:
+        self.watcher = watcher
+        self.key = key
+        self.check = check  # as the daemon's pass saw it: a different one starts a new thread
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name=f"probe {key}", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        import time
+
+        log = self.watcher.log
+        try:
+            store = open_store(self.watcher.store.git.git_dir)
+        except DeployError as exc:
+            log(PROBLEM, f"{self.key}: cannot probe: {exc}")
+            return
+        cwd = store.git.workdir or store.git.git_dir
+        problem: str | None = None
+        while not self.stopping.is_set():
+            started = time.monotonic()
+            interval = float(ERROR_RETRY)
+            try:
+                target, _ = store.snapshot(self.key).require()
+                check = target.health
+                if check is None or target.archived:
+                    return
+                interval = check.every
+                result = probe(check, cwd, self.stopping)
+                if self.stopping.is_set():
+                    return  # a probe cut short by the shutdown tells nothing
+                # the open incidents as they are now, not as they were before the probe
+                self.watcher.health_step(store, self.key, check, result,
+                                         store.snapshot(self.key))
+                problem = None
+            except Exception as exc:  # noqa: BLE001 - a broken check must not end the daemon
+                if reason(exc) != problem:
+                    problem = reason(exc)
+                    log(PROBLEM, f"{self.key}: cannot probe: {problem}")
+            self.stopping.wait(max(0.0, started + interval - time.monotonic()))
+
+    def stop(self) -> None:
+        self.stopping.set()
 
 
 class _CourierThread:

@@ -198,6 +198,14 @@ _TARGET_FIELDS = {
     "failed_after": Field("duration", "failed after this long in flight"),
     "start_requires_schedule": Field("boolean", "refuse start unless one is scheduled"),
     "schedule_on_push": Field("strings", "branches whose pushes schedule a deployment"),
+    "health_url": Field("string", "health check: GET this http(s) URL (healthy on 2xx)"),
+    "health_expect": Field("string", "health check: text the URL's answer must contain"),
+    "health_exec": Field("string", "health check: a program and its arguments (split like a "
+                                   "shell, run without one; healthy on exit 0)"),
+    "health_every": Field("duration", "health check: how often (default 30s)"),
+    "health_timeout": Field("duration", "health check: how long one probe may take"),
+    "health_failures": Field("number", "health check: failures in a row that open an "
+                                       "incident (and successes that resolve it)"),
 }
 
 TARGET_CREATE = Body("TargetCreate", "The options of git deploy target create.",
@@ -210,6 +218,7 @@ TARGET_EDIT = Body(
     {**_TARGET_FIELDS,
      "remove_repository": Field("strings", "names of repositories to remove"),
      "no_schedule_on_push": Field("boolean", "stop scheduling on push"),
+     "health_off": Field("boolean", "remove the health check"),
      "archived": Field("boolean", "archive (true) or unarchive (false); alone in its request")})
 
 STATUS = Body("StatusChange", "git deploy set-status: needs the target's manual controls.",

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from git_deployments.web.http import JSON_TYPE, encode
+from git_deployments.web.queries import HEALTH
 
 if TYPE_CHECKING:
     from git_deployments.web.projects import Project
@@ -84,11 +85,14 @@ class AnswerCache:
 
 
 def fingerprint(project: Project, sources: Sequence[str]) -> tuple[Any, ...]:
-    """The tips of the refs an answer depends on, and the config stamp."""
+    """The tips of the refs an answer depends on, the config stamp, and the health checks'
+    results where the answer shows them."""
     packed = project.refs.packed()  # one look at packed-refs for every source
     parts: list[Any] = [project.config_stamp()]
     for source in sources:
-        if source.endswith("/"):
+        if source == HEALTH:
+            parts.append(project.health_stamp())
+        elif source.endswith("/"):
             parts.append(project.refs.tips(source, packed))
         else:
             parts.append((source, project.refs.tip(source, packed)))

@@ -49,6 +49,7 @@ DEPLOY_OPS = ("schedule", "start", "finish", "fail")
 # a status's shape beside its colour and its name, so no one needs to tell colours apart
 SYMBOLS = {"scheduled": "◷", "deploying": "▶", "hanging": "⚠", "current": "●",
            "failed": "✖", "completed": "✓"}
+HEALTH_SYMBOLS = {"ok": "✓", "failing": "⚠", "down": "✖", "recovering": "↻", "unknown": "?"}
 DEPLOYMENT_TABS = (("overview", "Overview"), ("timeline", "Timeline"), ("commits", "Commits"),
                    ("merges", "Merges"), ("issues", "Issues"))
 TARGET_TABS = (("deployments", "Deployments"), ("timeline", "Timeline"),
@@ -69,8 +70,9 @@ def environment() -> Environment:
     env.filters.update(moment=parse_moment, exact=exact, ago=ago, short=short, person=person,
                        duration=duration, web_url=web_url, plural=plural, started=started,
                        span_text=format_duration, when=when)
-    env.globals.update(SYMBOLS=SYMBOLS, STATUSES=[s.value for s in Status],
-                       BY_HAND=bodies.STATUSES_BY_HAND, TARGET_TABS=TARGET_TABS)
+    env.globals.update(SYMBOLS=SYMBOLS, HEALTH_SYMBOLS=HEALTH_SYMBOLS,
+                       STATUSES=[s.value for s in Status], BY_HAND=bodies.STATUSES_BY_HAND,
+                       TARGET_TABS=TARGET_TABS)
     return env
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 SINGLE = "_"  # in single-repository mode, `_` stands for the one project
 ANONYMOUS_READ = "deploy.serve.anonymousRead"
+HEALTH_BUCKET = 5  # seconds
 
 
 def project_name(path: Path) -> str:
@@ -69,6 +71,20 @@ class Project:
         """Changes whenever the repository's config file does (issue patterns, names, and
         whether anonymous reading is on live there)."""
         return _stamp(os.path.join(self.refs.root, "config"))
+
+    def health_stamp(self) -> object:
+        """Changes whenever the watcher keeps a probe's result, and every HEALTH_BUCKET
+        seconds while results are kept: a result grows too old to tell without its file
+        changing (the watcher stopped)."""
+        from git_deployments.watch.health import state_dir
+
+        try:
+            with os.scandir(state_dir(self.common_dir)) as listing:
+                found = sorted((item.name, _stamp(item.path)) for item in listing
+                               if item.name.endswith(".json"))
+        except OSError:
+            return None
+        return (tuple(found), int(time.time() // HEALTH_BUCKET)) if found else None
 
     def anonymous_read(self) -> bool:
         """`git config deploy.serve.anonymousRead true`: reading without a token."""

@@ -25,6 +25,8 @@ TIMELINE_SCAN = 2000
 DEPLOYMENTS = "refs/deployments/"
 BRANCHES = ("refs/heads/", "refs/remotes/", "HEAD")
 EVERY_REF = ("refs/", "HEAD")
+# not a ref: the health checks' last results, kept in the repository's local state
+HEALTH = "state:health"
 
 
 def target_ref(key: str) -> str:
@@ -65,7 +67,7 @@ def status(project: str, include_archived: bool) -> Query:
     from git_deployments.reading.status import status as read_status
 
     return Query(f"{base(project)}/status", (("all", "true"),) if include_archived else (),
-                 (DEPLOYMENTS, *BRANCHES),
+                 (DEPLOYMENTS, *BRANCHES, HEALTH),
                  lambda store: read_status(store, include_archived=include_archived))
 
 
@@ -82,7 +84,7 @@ def targets(project: str, include_archived: bool) -> Query:
 def target(project: str, key: str) -> Query:
     from git_deployments.reading.targets import target_show
 
-    return Query(target_path(project, key), (), (target_ref(key),),
+    return Query(target_path(project, key), (), (target_ref(key), HEALTH),
                  lambda store: target_show(store, key))
 
 
