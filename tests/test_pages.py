@@ -111,7 +111,8 @@ def test_static_assets_are_vendored_with_their_license(site: Site) -> None:
 def test_every_page_names_its_json_and_shows_what_it_says(site: Site) -> None:
     client = signed_in(site, "view")
     overview = client.get(BASE)
-    assert json_links(overview.body) == ["/api/v1/projects/app/status"]
+    assert json_links(overview.body) == ["/api/v1/projects/app/status",
+                                         "/api/v1/projects/app/incidents?open=true"]
     status = client.get("/api/v1/projects/app/status").json
     text = overview.body.decode()
     for row in status:
