@@ -272,7 +272,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
     parser.add_argument("--rounds", type=int, help="timing rounds (default: 15, quick: 5)")
     parser.add_argument("--no-others", action="store_true",
-                        help="skip bench_history.py, bench_idle.py and bench_serve.py")
+                        help="skip the other benchmarks (bench_*.py)")
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -346,6 +346,8 @@ def main() -> int:
                               ("bench_idle.py", ["3"] if args.quick else []),
                               ("bench_serve.py", ["--seconds", "1", "--rounds", "1",
                                                   "--write-seconds", "3"]
+                               if args.quick else []),
+                              ("bench_pages.py", ["--deployments", "500", "--rounds", "3"]
                                if args.quick else [])):
             if (ROOT / script).exists():
                 print(f"\n$ python bench/{script} {' '.join(extra)}".rstrip(), flush=True)

@@ -1,6 +1,6 @@
 """git/refs.py reads ref tips straight from the files a server checks on each request; pygit2
 (GitRepo.list_refs) is the judge: after any sequence of what git does to refs — update, delete,
-symbolic refs, pack-refs, nested names — both say the same."""
+symbolic refs (dangling ones too), pack-refs, nested names — both say the same."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ operation = st.one_of(
     st.tuples(st.just("delete"), st.sampled_from(NAMES), st.just(0)),
     st.tuples(st.just("pack"), st.just(""), st.just(0)),
     st.tuples(st.just("symbolic"), st.sampled_from(NAMES), st.just(0)),
+    st.tuples(st.just("dangling"), st.sampled_from(NAMES), st.just(0)),
 )
 
 
@@ -61,7 +62,10 @@ def test_the_ref_files_say_what_libgit2_says(tmp_path_factory: object,
         elif kind == "pack":
             git(path, "pack-refs", "--all")
         elif _free(path, name) and name != "refs/heads/main":
-            git(path, "symbolic-ref", name, "refs/heads/main")
+            # a symbolic ref may name a ref that does not exist (a clone's origin/HEAD after
+            # its branch went): it has no value, and nothing fails over it
+            pointee = "refs/heads/main" if kind == "symbolic" else "refs/heads/gone"
+            git(path, "symbolic-ref", name, pointee)
         _agree(path, files)
 
 

@@ -34,6 +34,8 @@ class RefFiles:
         self.common_dir = common_dir
         self.root = str(common_dir)
         self._packed: tuple[tuple[int, int, int, int], dict[str, str]] | None = None
+        # path -> (its stat, its value): a loose ref is read again only when its stat changes
+        self._loose_seen: dict[str, tuple[tuple[int, int, int, int], str | None]] = {}
 
     def packed(self) -> dict[str, str]:
         """name -> id of every ref in packed-refs (a peeled `^` line belongs to the ref above)."""
@@ -61,7 +63,26 @@ class RefFiles:
         return refs
 
     def _loose(self, name: str) -> str | None:
-        return self._read(os.path.join(self.root, name))
+        return self._read_changed(os.path.join(self.root, name))
+
+    def _read_changed(self, path: str) -> str | None:
+        """A loose ref's value, read again only when its stat differs from the last read. git
+        moves a ref by renaming a new file over it, so a move gives a new inode and change
+        time (as git trusts stat data for packed-refs and its index, so does this)."""
+        try:
+            info = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            self._loose_seen.pop(path, None)
+            return None
+        stamp = (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+        seen = self._loose_seen.get(path)
+        if seen is not None and seen[0] == stamp:
+            return seen[1]
+        value = self._read(path)
+        if len(self._loose_seen) > 65536:
+            self._loose_seen.clear()  # refs come and go: forget them all now and then
+        self._loose_seen[path] = (stamp, value)
+        return value
 
     @staticmethod
     def _read(path: str) -> str | None:
@@ -102,7 +123,7 @@ class RefFiles:
                 if is_dir:
                     pending.append(f"{directory}{name}/")
                 elif not name.endswith(".lock"):
-                    value = self._read(path)
+                    value = self._read_changed(path)
                     if value is not None:
                         found[directory + name] = value
         return tuple(sorted(found.items()))

@@ -135,8 +135,12 @@ class GitRepo:
             ref = self.repo.references.get(name)
         except (pygit2.GitError, ValueError) as exc:
             raise DeployError(f"cannot read ref {name}: {exc}") from None
-        value = None if ref is None else str(ref.resolve().target)
-        return value
+        if ref is None:
+            return None
+        try:
+            return str(ref.resolve().target)
+        except KeyError:  # a symbolic ref to a ref that does not exist: no value, as in git
+            return None
 
     def list_refs(self, prefix: str) -> Iterator[tuple[str, str]]:
         """(name, id) of every ref under `prefix`, sorted by name."""

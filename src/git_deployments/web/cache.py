@@ -114,13 +114,17 @@ def not_modified(etag: str, headers: dict[str, str] | None = None) -> Response:
     return Response(status_code=304, headers={**(headers or CACHE_HEADERS), "ETag": etag})
 
 
-async def fetch(cache: AnswerCache, project: Project, query: Query) -> Answer:
+async def fetch(cache: AnswerCache, project: Project, query: Query,
+                seen: tuple[tuple[Any, ...], str] | None = None) -> Answer:
     """A query's answer: from memory when the tips are unchanged, else computed (in a worker
     thread) and kept — only when the tips did not move meanwhile, so a kept answer always
-    belongs to its key."""
+    belongs to its key. `seen`: the tips and their ETag the caller has just read."""
     for _ in range(STABLE_TRIES):
-        before = fingerprint(project, query.sources)
-        etag = etag_of(project, query.path, query.params, before)
+        if seen is not None:
+            (before, etag), seen = seen, None
+        else:
+            before = fingerprint(project, query.sources)
+            etag = etag_of(project, query.path, query.params, before)
         kept = cache.get(etag)
         if kept is not None:
             return kept
@@ -143,10 +147,11 @@ async def fetch(cache: AnswerCache, project: Project, query: Query) -> Answer:
 
 async def answer(request: Request, project: Project, query: Query) -> Response:
     """A GET's answer: 304 when the client has it (nothing computed), else `fetch`'s."""
-    etag = etag_of(project, query.path, query.params, fingerprint(project, query.sources))
+    state = fingerprint(project, query.sources)
+    etag = etag_of(project, query.path, query.params, state)
     if _matches(request, etag):
         return not_modified(etag)
-    found = await fetch(request.app.state.cache, project, query)
+    found = await fetch(request.app.state.cache, project, query, (state, etag))
     return found.response()
 
 
