@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from conftest import Deploy, git
+from dashboard_helpers import HOSTILE, Client
 from git_deployments.core import machine, records, timeline
 from git_deployments.core.intake import new_request
 from git_deployments.core.model import (
@@ -27,10 +28,9 @@ from git_deployments.errors import CorruptRecord, NotFound, RuleViolation
 from git_deployments.git.repo import open_repository
 from machine_helpers import A, B, Memory
 from test_care import fsck_problems, plant
-from dashboard_helpers import HOSTILE, Client
+from test_hooks import forge, push, refused, shared  # noqa: F401
 from test_notify import Hook, Recorder, hook  # noqa: F401
 from test_serve import start, token  # noqa: F401
-from test_hooks import forge, push, refused, shared  # noqa: F401
 from test_sync import CloneFactory, check_every_commit, clone, ref_of, server  # noqa: F401
 
 REF = "refs/deployments/production"
