@@ -348,6 +348,12 @@ def test_incidents_across_targets(prod: Deploy) -> None:
     listed = prod.json("incidents")
     assert [(i["target"], i["id"], i["deployment"]) for i in listed] == [
         ("prod", 1, 1), ("staging", 1, None)]
+    # status flags a target with one open, in its HEALTH column and its JSON
+    rows = {row[0]: row for row in (line.split() for line in prod("status").stdout.splitlines())}
+    assert rows["staging"][-4:] == ["⚑", "incident", "1", "open"]
+    assert [row["open_incidents"] for row in prod.json("status")] == [[1], [1]]
+    prod("incident", "resolve", "staging", env=at("2026-03-01T13:00:00Z"))
+    assert prod("status").stdout.splitlines()[2].split()[-1] == "-"
 
 
 @pytest.mark.parametrize("args, message", [

@@ -87,10 +87,20 @@ def cmd_status(ctx: Context, all: bool = False, as_json: bool = False) -> int:
             ", ".join(f"#{_record(s).number}" for s in row["scheduled"]) or "-",
             "-" if row["pending"] is None else
             f"{row['pending']}{'+' if row['pending_capped'] else ''}",
-            row["health"]["summary"] if row.get("health") else "-",
+            _health(row),
         ))
     out.table(["TARGET", "CURRENT", "FOR", "IN FLIGHT", "SCHEDULED", "PENDING", "HEALTH"], table)
     return code
+
+
+def _health(row: dict[str, Any]) -> str:
+    """The HEALTH column: the last probe's summary, and any open incident it does not name."""
+    summary = row["health"]["summary"] if row.get("health") else "-"
+    others = [n for n in row.get("open_incidents", []) if f"incident {n}" not in summary]
+    if not others:
+        return str(summary)
+    flag = f"⚑ incident {', '.join(map(str, others))} open"
+    return flag if summary == "-" else f"{summary}, {flag}"
 
 
 def _record(data: dict[str, Any] | None) -> Any:

@@ -50,6 +50,7 @@ def target_status(store: Store, key: str) -> dict[str, Any]:
         "pending": pending.count, "pending_capped": pending.capped,
         "deployments": index.count,
         "health": target_health(store, key, target.health),
+        "open_incidents": list(index.open_incidents),
         "timeline_commit": snap.tip,
     }
 
