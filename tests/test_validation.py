@@ -261,3 +261,14 @@ def test_plain_values_take_the_fast_path() -> None:
     for odd in ({"name": "x" * 6}, {"name": "x", "count": "2"}, {"name": "x", "other": 1}):
         with pytest.raises(validation.Unusual):
             Plain.validate_plain(odd)
+
+
+def test_a_default_in_the_annotation_beside_an_assigned_one_is_pydantic_s_to_judge() -> None:
+    # pydantic refuses a field with a default in Annotated[...] and a factory assigned; the
+    # fast path must not fill the field in from the factory instead
+    class Both(Record):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+        f0: Annotated[int | None, Field(default=None)] = Field(default_factory=list)
+
+    assert outcome(Both.model_validate, {}) == pydantic_judges(Both, {}) == ("broken",
+                                                                             "TypeError")

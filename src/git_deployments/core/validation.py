@@ -404,7 +404,8 @@ def _record(record_class: type[Record]) -> Check:
 
 
 class FieldSpec:
-    __slots__ = ("_check", "declared", "default", "factory", "hint", "name", "strict")
+    __slots__ = ("_check", "declared", "default", "default_in_hint", "factory", "hint", "name",
+                 "strict")
 
     def __init__(self, name: str, hint: Any, declared: Any, strict: bool) -> None:
         self.name = name
@@ -414,6 +415,12 @@ class FieldSpec:
         field = declared if isinstance(declared, FieldInfo) else None
         self.default = field.default if field else declared
         self.factory = field.default_factory if field else None
+        # a default declared inside Annotated[...] (pydantic's to weigh against the assigned
+        # one, or to refuse beside it): a missing value of such a field goes to pydantic
+        self.default_in_hint = get_origin(hint) is Annotated and any(
+            isinstance(item, FieldInfo) and
+            (item.default is not _MISSING or item.default_factory is not None)
+            for item in get_args(hint)[1:])
         self._check: Check | None = None
 
     @property
@@ -535,6 +542,8 @@ class Record:
         for name, field in fields.items():
             if name in data:
                 values[name] = field.check(data[name])
+            elif field.default_in_hint:
+                raise Unusual
             elif field.factory is not None:
                 values[name] = field.factory()
             elif field.default is not _MISSING:
