@@ -394,6 +394,27 @@ def test_a_synced_incident_reaches_the_server(clone: CloneFactory,  # noqa: F811
     assert a.json("incidents", "production")[0]["state"] == "resolved"
 
 
+def test_a_replayed_incident_takes_a_new_id_and_its_resolve_follows_it(
+        clone: CloneFactory, server: Path) -> None:  # noqa: F811
+    a = clone("a")
+    a("target", "create", "production", "--sync")
+    a("finish", "production", "--commit", "app:main:HEAD", "--sync")
+    b = clone("b")
+    b("pull")
+    a("start", "production", "--commit", "app:main:HEAD")  # #2 here, offline
+    a("incident", "open", "production", "-m", "mine", "--deployment", "2")  # incident 1 here
+    a("incident", "resolve", "production", "1", "-m", "fixed mine")
+    b("finish", "production", "--commit", "app:main:HEAD", "--sync")  # the server's #2
+    b("incident", "open", "production", "-m", "theirs", "--sync")  # the server's incident 1
+    a("sync")
+    check_every_commit(server)
+    shown = {i["reason"]: i for i in a.json("incidents", "production")}
+    assert (shown["theirs"]["id"], shown["theirs"]["state"]) == (1, "open")
+    # a's incident is 2 now, still on a's deployment (#3 now), and a's resolve closed it
+    assert (shown["mine"]["id"], shown["mine"]["state"], shown["mine"]["deployment"]) == (
+        2, "resolved", 3)
+
+
 # --- subscriptions ----------------------------------------------------------------------------
 
 

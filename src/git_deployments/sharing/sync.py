@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from git_deployments.core.model import Request, key_problem
+from git_deployments.core.model import Request, ResolveIncident, key_problem
 from git_deployments.core.store import (
     Store,
     WriteResult,
@@ -280,10 +280,15 @@ def _integrate_tips(store: Store, key: str, ref: str, local: str | None,
     # a deployment created locally may get another number on the new tip (or land on one the
     # remote scheduled for the same branch); later local operations that name it (comment,
     # edit, delete...) follow it there, and are refused when its creation was
+    # and so does an incident opened locally: a later local resolve follows it to its new id
     numbers: dict[int, int] = {}
     lost: set[int] = set()
+    incidents: dict[int, int] = {}
+    lost_incidents: set[int] = set()
     for info in reversed(mine):
-        created = entry(key, info).created
+        change = entry(key, info)
+        created = change.created
+        opened = change.incident if change.op == "incident-open" else None
         request: Request | None = None
         try:
             request = recorded_request(info.message, info.id[:12])
@@ -294,18 +299,26 @@ def _integrate_tips(store: Store, key: str, ref: str, local: str | None,
             if named:
                 raise DeployError(f"it names deployment #{named[0]}, whose creation here no "
                                   "longer applies either")
-            request = renumbered(request, numbers)
+            incident = incident_named(request)
+            if incident in lost_incidents:
+                raise DeployError(f"it names incident {incident}, whose opening here no longer "
+                                  "applies either")
+            request = renumbered(request, numbers, incidents)
             replayed = store.prepare(key, tip, request)
         except DeployError as exc:
             result.refused.append(Refused(key, info.id, request, str(exc)))
             if created is not None:
                 lost.add(created)
+            if opened is not None:
+                lost_incidents.add(opened)
             continue
         tip = replayed.commit
         result.replayed.append(replayed)
         now = replayed.change.number
         if created is not None and now is not None and created != now:
             numbers[created] = now
+        if opened is not None and replayed.change.incident not in (None, opened):
+            incidents[opened] = replayed.change.incident
     if result.refused:
         # nothing refused is lost: the old local timeline stays reachable
         backup = save_backup(git, key, local)
@@ -317,7 +330,8 @@ def _integrate_tips(store: Store, key: str, ref: str, local: str | None,
     return result
 
 
-NUMBER_FIELDS = ("number", "rollback_to")
+# the fields of a request that name a deployment (an incident's `deployment` among them)
+NUMBER_FIELDS = ("number", "rollback_to", "deployment")
 
 
 def numbers_named(request: Request) -> list[int]:
@@ -326,10 +340,21 @@ def numbers_named(request: Request) -> list[int]:
             if isinstance(value := getattr(request, name, None), int)]
 
 
-def renumbered(request: Request, numbers: dict[int, int]) -> Request:
-    """`request` with the deployment numbers it names moved as `numbers` says."""
-    updates = {name: numbers[value] for name in NUMBER_FIELDS
-               if isinstance(value := getattr(request, name, None), int) and value in numbers}
+def incident_named(request: Request) -> int | None:
+    """The incident a request refers to (the one a resolve names)."""
+    return request.id if isinstance(request, ResolveIncident) else None
+
+
+def renumbered(request: Request, numbers: dict[int, int],
+               incidents: dict[int, int] | None = None) -> Request:
+    """`request` with the deployment numbers (and the incident) it names moved as `numbers`
+    (and `incidents`) say."""
+    updates: dict[str, object] = {
+        name: numbers[value] for name in NUMBER_FIELDS
+        if isinstance(value := getattr(request, name, None), int) and value in numbers}
+    incident = incident_named(request)
+    if incidents and incident in incidents:
+        updates["id"] = incidents[incident]
     return request.model_copy(update=updates) if updates else request
 
 
