@@ -10,6 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# every run draws its examples afresh (the derandomized tests the same ones each time), never
+# from examples an earlier run left in .hypothesis/: a fresh clone and a used one agree
+settings.register_profile("project", database=None)
+settings.load_profile("project")
 
 BIN = Path(sys.executable).parent
 
