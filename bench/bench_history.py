@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import compile_package, timed
+from run import compile_package, race
 
 ROOT = Path(__file__).resolve().parent
 WORK = ROOT / "work"
@@ -133,16 +133,6 @@ def build(size: Size, env: dict[str, str]) -> tuple[Path, float, float]:
     import_time = time.perf_counter() - started
     done_marker.write_text("ok\n")
     return repo, history_time, import_time
-
-
-def race(cwd: Path, env: dict[str, str], commands: list[list[str]], runs: int) -> list[float]:
-    """The best wall time of each whole process, runs interleaved so that a busy moment of the
-    machine hurts every command alike."""
-    times: list[list[float]] = [[] for _ in commands]
-    for _ in range(runs):
-        for i, args in enumerate(commands):
-            times[i].append(timed(args, cwd, env))
-    return [min(t) for t in times]
 
 
 def main() -> int:

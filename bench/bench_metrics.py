@@ -21,7 +21,6 @@ import argparse
 import json
 import random
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -31,8 +30,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import build  # noqa: E402 - bench/ is not a package
-from run import BIN, WORK, check, compile_package, environment, timed  # noqa: E402
+import build
+from run import BIN, WORK, check, compile_package, environment, race
 
 LAYOUT = 1  # bump when what is built here changes, so a kept repository is rebuilt
 KEY = "bench"
@@ -145,15 +144,6 @@ def prepared(size: Size, env: dict[str, str], log: Any) -> tuple[Path, list[str]
     ranges_file.write_text("\n".join(ranges) + "\n")
     (base / "ready").write_text("ok\n")
     return repo, ranges
-
-
-def race(cwd: Path, env: dict[str, str], commands: list[list[str]], runs: int) -> list[float]:
-    """The best wall time of each whole process, runs interleaved."""
-    times: list[list[float]] = [[] for _ in commands]
-    for _ in range(runs):
-        for i, args in enumerate(commands):
-            times[i].append(timed(args, cwd, env))
-    return [min(t) for t in times]
 
 
 def main() -> int:

@@ -90,6 +90,16 @@ def timed(args: list[str], cwd: Path, env: dict[str, str]) -> float:
     return elapsed
 
 
+def race(cwd: Path, env: dict[str, str], commands: list[list[str]], runs: int) -> list[float]:
+    """The best wall time of each whole process, runs interleaved so that a busy moment of the
+    machine hurts every command alike."""
+    times: list[list[float]] = [[] for _ in commands]
+    for _ in range(runs):
+        for i, args in enumerate(commands):
+            times[i].append(timed(args, cwd, env))
+    return [min(t) for t in times]
+
+
 # --- the repositories -------------------------------------------------------------------------
 
 

@@ -11,28 +11,15 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-from conftest import Deploy
+from conftest import Deploy, wait_for
 from test_notify import Recorder
-
-T = TypeVar("T")
-
-
-def wait_for(condition: Callable[[], T], what: str, timeout: float = 10.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def moment(text: str) -> datetime:
