@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, git
+from conftest import BIN, git, make_commit
 from git_deployments.errors import DeployError
 from git_deployments.git import program
 
@@ -65,3 +65,28 @@ def test_a_missing_git_is_one_clear_line(repo: Path) -> None:
     assert done.returncode == 1
     assert done.stderr == ("error: the 'git' program is not on PATH: install git, or add the "
                            "directory that holds it to PATH\n")
+
+
+def test_a_stream_is_the_output_in_pieces_as_git_prints_it(
+        repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_commit(repo, "ünïcödé ✓ 🚀", "2026-02-01T00:00:00Z")
+    git_dir = repo / ".git"
+    args = ["rev-list", "--format=%H %an %s", "--stdin"]
+    whole = program.output(git_dir, args, stdin="HEAD\n")
+    assert "ünïcödé ✓ 🚀" in whole
+    for size in (1, 2, 5, program.STREAM_CHUNK):
+        monkeypatch.setattr(program, "STREAM_CHUNK", size)
+        pieces = list(program.stream(git_dir, args, stdin="HEAD\n"))
+        assert "".join(pieces) == whole
+        assert len(pieces) > 1 or size == program.STREAM_CHUNK
+
+
+def test_a_failing_stream_ends_with_gits_reason(repo: Path) -> None:
+    git_dir = repo / ".git"
+    with pytest.raises(DeployError) as streamed:
+        list(program.stream(git_dir, ["rev-parse", "--verify", "no-such-branch"]))
+    with pytest.raises(DeployError) as whole:
+        program.output(git_dir, ["rev-parse", "--verify", "no-such-branch"])
+    assert str(streamed.value) == str(whole.value) == \
+        f"git rev-parse failed in {git_dir}: Needed a single revision"
+

@@ -3,15 +3,25 @@ each answer checked against what `git rev-list` and `git merge-base --is-ancesto
 
 from __future__ import annotations
 
+import io
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import hypothesis.strategies as st
 import pytest
+from hypothesis import given
 
 from conftest import Deploy, git, make_commit
+from git_deployments.commands.history import _emit as emit
+from git_deployments.commands.history import _encode_commits as encode_commits
+from git_deployments.commands.history import _Listing
+from git_deployments.commands.output import Output
 from git_deployments.core.store import open_store
+from git_deployments.git import program
 from git_deployments.history import questions as history
+from git_deployments.reading.history import COMMIT_LISTS, brought_json, pending_json
 
 
 def rev_list(repo: Path, *args: str) -> list[str]:
@@ -367,6 +377,147 @@ def test_pending_with_nothing_deployed_lists_the_branch_history(app: Path) -> No
     assert data["current"] is None
     assert ids(data["commits"]) == rev_list(app, "--max-count=2", "main")
     assert "nothing deployed yet" in deploy("pending", "production").stdout
+
+
+# --- the answer as git lists it ------------------------------------------------------------------
+
+
+def layout(value: Any, depth: int = 0, key: str | None = None) -> str:
+    """The layout `--json` promises for history answers: JSON indented by two spaces, except
+    that each entry of a list of commits sits on one line of its own."""
+    pad, inner = "  " * depth, "  " * (depth + 1)
+    if isinstance(value, list) and value:
+        items = [json.dumps(item, ensure_ascii=False) if key in COMMIT_LISTS
+                 else layout(item, depth + 1) for item in value]
+        return "[\n" + ",\n".join(inner + item for item in items) + "\n" + pad + "]"
+    if isinstance(value, dict) and value:
+        items = [f"{json.dumps(k, ensure_ascii=False)}: {layout(v, depth + 1, k)}"
+                 for k, v in value.items()]
+        return "{\n" + ",\n".join(inner + item for item in items) + "\n" + pad + "}"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def printed(data: Any) -> str:
+    """What the command line prints for `data`, printed from the whole answer at once."""
+    out = Output(stream=io.StringIO())
+    emit(out, data)
+    return out.stream.getvalue()  # type: ignore[attr-defined]
+
+
+def test_json_printed_while_git_walks_is_the_whole_answer_byte_for_byte(
+        app: Path, lib: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`commits --json` and `pending --json` encode the commits as git lists them; what they
+    print is, byte for byte, the answer computed first and printed after."""
+    deploy = Deploy(app)
+    deploy("target", "edit", "production", "--repository", f"lib={lib}")
+    tricky = ['}, {"commit": "x"}', 'quote " and \\ back', "ünïcödé ✓ \t tab 🚀", "\x1b[31m"]
+    for i, subject in enumerate(tricky):
+        make_commit(lib, subject, f"2026-02-0{i + 1}T00:00:00Z")
+    app_old, app_new = git(app, "rev-parse", "HEAD~3"), git(app, "rev-parse", "HEAD")
+    lib_old, lib_new = git(lib, "rev-parse", "HEAD~6"), git(lib, "rev-parse", "HEAD")
+    deploy("finish", "production", "--commit", f"app:main:{app_old}",
+           "--commit", f"lib:main:{lib_old}")
+    deploy("finish", "production", "--commit", f"app:main:{app_new}",
+           "--commit", f"lib:main:{lib_new}")
+    # a rollback of app only: app's commits go, lib's stay
+    deploy("finish", "production", "--commit", f"app:main:{app_old}",
+           "--commit", f"lib:main:{lib_new}")
+    make_commit(lib, "lib pending", "2026-03-01T00:00:00Z")
+    store = open_store(app)
+    answers: list[tuple[list[str], Any]] = [
+        (["commits", "production", "1"], brought_json(history.brought(store, "production", 1))),
+        (["commits", "production", "2"], brought_json(history.brought(store, "production", 2))),
+        (["commits", "production", "3"], brought_json(history.brought(store, "production", 3))),
+        (["commits", "production", "2", "-n", "2"],
+         brought_json(history.brought(store, "production", 2, max_count=2))),
+        (["pending", "production"], pending_json(history.pending(store, "production"))),
+    ]
+    # two repositories' lists, and all of them
+    assert len(answers[1][1]["commits"]) == len(rev_list(app, f"{app_old}..{app_new}")) + 6
+    assert answers[2][1]["repositories"][0]["removed"]
+    for args, answer in answers:
+        text = deploy(*args, "--json").stdout
+        assert json.loads(text) == answer
+        assert text == layout(answer) + "\n" == printed(answer)
+    # and the same with git's output read a few bytes at a time (a character split in two)
+    monkeypatch.setattr(program, "STREAM_CHUNK", 5)
+    for args, answer in answers[:4]:
+        number = int(args[2])
+        listing = _Listing()
+        result = history.brought(store, "production", number,
+                                 max_count=2 if "-n" in args else None, listed=listing.add)
+        streamed = Output(stream=io.StringIO())
+        emit(streamed, brought_json(result, listing.entries), listing.encoded)
+        assert streamed.stream.getvalue() == layout(answer) + "\n"  # type: ignore[attr-defined]
+
+
+def test_listed_is_told_exactly_the_commits_a_range_lists(
+        app: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    deploy = Deploy(app)
+    deploy("finish", "production", "--commit", "app:main:HEAD~4")
+    deploy("finish", "production", "--commit", "app:main:HEAD")
+    monkeypatch.setattr(program, "STREAM_CHUNK", 64)  # several batches
+    store = open_store(app)
+    for number, max_count in ((1, None), (1, 2), (2, None), (2, 0), (2, 3), (2, 100)):
+        told: list[Any] = []
+
+        def listed(span: Any, batch: list[Any], told: list[Any] = told) -> None:
+            told.append((span, list(batch)))
+
+        result = history.brought(store, "production", number, max_count=max_count,
+                                 listed=listed)
+        span = result.ranges[0]
+        assert all(s is span for s, _ in told) and len(told) > (1 if span.commits else -1)
+        assert [c for _, batch in told for c in batch] == span.commits
+        whole = history.brought(store, "production", number, max_count=max_count).ranges[0]
+        assert span.commits == whole.commits and span.truncated == whole.truncated
+
+
+def test_a_walk_read_in_small_pieces_is_the_walk(app: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any cut of git's output (in a field, between a field's end and the newline, in a
+    character of several bytes) gives the same commits."""
+    for i, subject in enumerate(["ünïcödé ✓ 🚀 — déjà", "tab\tand \x01 control",
+                                 "Fix the thing\n\nFixes: #12\nRefs: ABC-9"]):
+        make_commit(app, subject, f"2026-03-0{i + 1}T00:00:00Z")
+    git(app, "commit", "--allow-empty", "-q", "-m", "by zoë",
+        env={"GIT_AUTHOR_NAME": "Zoë Ünicode", "GIT_AUTHOR_DATE": "2026-03-09T00:00:00Z"})
+    repo = open_store(app).git
+    head, base = git(app, "rev-parse", "HEAD"), git(app, "rev-parse", "HEAD~6")
+    walks: list[dict[str, Any]] = [
+        {"include": [head]}, {"include": [head], "exclude": [base], "boundary": True},
+        {"include": [head], "full": True}, {"include": [base, head], "symmetric": True},
+        {"include": [head], "max_count": 3}]
+    whole = [history.walk(repo, **kwargs) for kwargs in walks]
+    assert len(whole[0]) == len(rev_list(app, head))
+    assert "-" in [m for m, _ in whole[1]] and whole[0][0][1].author.startswith("Zoë Ü")
+    for size in (1, 2, 3, 7, 64):
+        monkeypatch.setattr(program, "STREAM_CHUNK", size)
+        assert [history.walk(repo, **kwargs) for kwargs in walks] == whole
+
+
+def test_git_failing_in_the_middle_of_a_walk_is_one_error_and_no_answer(app: Path) -> None:
+    """git dies after it printed part of the list (an object lost in the history): the command
+    fails with git's reason and prints nothing that could pass for an answer."""
+    deploy = Deploy(app)
+    deploy("finish", "production", "--commit", "app:main:HEAD")
+    deploy("target", "create", "staging")  # nothing deployed: pending is the branch's history
+    lost = git(app, "rev-parse", "HEAD~3")
+    (app / ".git" / "objects" / lost[:2] / lost[2:]).unlink()
+    for args in (["commits", "production", "--json"], ["commits", "production"],
+                 ["pending", "staging", "--json"]):
+        result = deploy(*args, code=1)
+        assert result.stdout == ""
+        assert one_error(result).startswith("error: git rev-list failed in ")
+        assert lost in result.stderr
+
+
+@given(st.lists(st.tuples(st.text(), st.text(), st.text(), st.text()), max_size=5), st.text())
+def test_commits_are_encoded_as_json_encodes_their_entries(
+        fields: list[tuple[str, str, str, str]], repository: str) -> None:
+    commits = [history.Commit(*f) for f in fields]
+    assert encode_commits(commits, repository) == \
+        json.dumps([c.as_json(repository) for c in commits], ensure_ascii=False)
 
 
 # --- contains ------------------------------------------------------------------------------------

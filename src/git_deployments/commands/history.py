@@ -141,6 +141,8 @@ def _max_count(p: Any) -> None:
 _PLACEHOLDER = "\x00list:{}\x00"
 # a placeholder as json.dumps writes it into the envelope
 _ENCODED_PLACEHOLDER = re.compile(r'"\\u0000list:([^\\"]+)\\u0000"')
+# between two entries of a compactly encoded list of commits (see _write_list)
+_BETWEEN = '}, {"commit": '
 
 
 def _encode_list(entries: list[dict[str, Any]]) -> str:
@@ -149,16 +151,63 @@ def _encode_list(entries: list[dict[str, Any]]) -> str:
     return json.dumps(entries, ensure_ascii=False)
 
 
+def _encode_commits(commits: list[Commit], repository: str) -> str:
+    """`_encode_list` of the commits' entries (Commit.as_json), without making the dicts: each
+    string as the C encoder writes it, in the entries' order of keys."""
+    from json.encoder import encode_basestring as string  # what json.dumps writes a str with
+
+    where = string(repository)
+    return "[" + ", ".join([
+        f'{{"commit": {string(c.commit)}, "author": {string(c.author)}, '
+        f'"date": {string(c.date)}, "subject": {string(c.subject)}, "repository": {where}}}'
+        for c in commits]) + "]"
+
+
+class _Listing:
+    """The `listed` of history.brought and history.pending: each range's commits turned into
+    their JSON entries and encoded batch by batch while git still walks, so that printing is
+    what is left to do when the walk ends."""
+
+    def __init__(self) -> None:
+        self._entries: dict[int, list[dict[str, str]]] = {}  # by the range's id
+        # by the id of a list of entries: the compact encodings of its batches, in order
+        self.encoded: dict[int, list[str]] = {}
+
+    def add(self, span: RepoRange, commits: list[Commit]) -> None:
+        entries = self._entries.setdefault(id(span), [])
+        entries.extend(c.as_json(span.repository) for c in commits)
+        self.encoded.setdefault(id(entries), []).append(_encode_commits(commits,
+                                                                        span.repository))
+
+    def entries(self, span: RepoRange) -> list[dict[str, str]]:
+        """The entries of `span`'s commits (reading.history's `entries`)."""
+        entries = self._entries.get(id(span))
+        if entries is None or len(entries) != len(span.commits):
+            return [c.as_json(span.repository) for c in span.commits]
+        return entries
+
+
 def _indented(encoded: str, depth: int) -> str:
     """One commit per line at `depth`. Every entry starts with its "commit" key, and a quote
     inside a JSON string is always escaped, so '}, {"commit": ' can only join two entries (a
     string that ends in '}, {' is followed by its closing quote and then ',' or '}', never by
     'commit')."""
-    if encoded == "[]":
-        return encoded
+    return encoded.replace(_BETWEEN, '},\n' + "  " * (depth + 1) + '{"commit": ')
+
+
+def _write_list(stream: Any, pieces: list[str], depth: int) -> None:
+    """A list of commits whose compact encoding is `pieces` joined by ", " (each piece some
+    entries without the brackets), one commit per line at `depth`."""
+    if not pieces:
+        stream.write("[]")
+        return
     pad = "  " * (depth + 1)
-    joined = encoded[1:-1].replace('}, {"commit": ', '},\n' + pad + '{"commit": ')
-    return "[\n" + pad + joined + "\n" + "  " * depth + "]"
+    stream.write("[\n" + pad)
+    for i, piece in enumerate(pieces):
+        if i:
+            stream.write(",\n" + pad)
+        stream.write(_indented(piece, depth))
+    stream.write("\n" + "  " * depth + "]")
 
 
 def _with_placeholders(data: Any, lists: dict[str, tuple[list[dict[str, Any]], int]],
@@ -182,21 +231,49 @@ def _with_placeholders(data: Any, lists: dict[str, tuple[list[dict[str, Any]], i
     return data
 
 
-def _emit(out: Output, data: Any) -> None:
+def _joined(entries: list[dict[str, Any]],
+            known: dict[int, tuple[list[dict[str, Any]], list[str]]]) -> list[str] | None:
+    """The pieces of `entries` when it is lists encoded before, one after the other (all the
+    repositories' commits after each repository's own): the same dicts, so the same text."""
+    from operator import is_
+
+    starts = {id(listed[0]): (listed, pieces) for listed, pieces in known.values() if listed}
+    found: list[str] = []
+    at = 0
+    while at < len(entries):
+        part = starts.get(id(entries[at]))
+        if part is None or at + len(part[0]) > len(entries) or \
+                not all(map(is_, entries[at:at + len(part[0])], part[0])):
+            return None
+        found.extend(part[1])
+        at += len(part[0])
+    return found
+
+
+def _emit(out: Output, data: Any, encoded: dict[int, list[str]] | None = None) -> None:
     """Print `data` as indented JSON with one commit per line in its lists of commits, written
-    piece by piece rather than joined into one large string."""
+    piece by piece rather than joined into one large string. `encoded` holds lists of commits
+    encoded already (by the id of the list: its batches' compact encodings, see _Listing)."""
     lists: dict[str, tuple[list[dict[str, Any]], int]] = {}
     envelope = json.dumps(_with_placeholders(data, lists), indent=2, ensure_ascii=False)
-    encoded: dict[int, str] = {}  # a list given twice (one repository's, and all) encoded once
-    pieces = _ENCODED_PLACEHOLDER.split(envelope)
-    for i, piece in enumerate(pieces):
+    # the pieces of each list's compact encoding, by the list's id: a list given twice (one
+    # repository's, and all) is encoded once
+    known: dict[int, tuple[list[dict[str, Any]], list[str]]] = {}
+    for entries, _depth in lists.values():
+        if id(entries) in known:
+            continue
+        if encoded and id(entries) in encoded:
+            pieces = [text[1:-1] for text in encoded[id(entries)] if text != "[]"]
+        else:
+            joined = _joined(entries, known) if entries else []
+            pieces = joined if joined is not None else [_encode_list(entries)[1:-1]]
+        known[id(entries)] = (entries, pieces)
+    for i, piece in enumerate(_ENCODED_PLACEHOLDER.split(envelope)):
         if i % 2 == 0:
             out.stream.write(piece)
             continue
         entries, depth = lists[piece]
-        if id(entries) not in encoded:
-            encoded[id(entries)] = _encode_list(entries)
-        out.stream.write(_indented(encoded[id(entries)], depth))
+        _write_list(out.stream, known[id(entries)][1], depth)
     out.stream.write("\n")
 
 
@@ -278,14 +355,17 @@ def cmd_commits(ctx: Context, target: str, number: int | None = None,
                 max_count: int | None = None, as_json: bool = False) -> int:
     from git_deployments.history import questions as history
 
-    result = history.brought(ctx.store, target, number, max_count=max_count)
-    record = result.record
     out = Output(as_json)
     if as_json:
         from git_deployments.reading.history import brought_json
 
-        _emit(out, brought_json(result))
+        listing = _Listing()
+        result = history.brought(ctx.store, target, number, max_count=max_count,
+                                 listed=listing.add)
+        _emit(out, brought_json(result, listing.entries), listing.encoded)
         return 0
+    result = history.brought(ctx.store, target, number, max_count=max_count)
+    record = result.record
     _heading(out, target, record)
     if not result.ranges:
         out.line("no commits recorded")
@@ -302,14 +382,17 @@ def cmd_pending(ctx: Context, target: str, branch: str | None = None,
                 max_count: int | None = None, as_json: bool = False) -> int:
     from git_deployments.history import questions as history
 
-    result = history.pending(ctx.store, target, branch, max_count=max_count)
     out = Output(as_json)
-    current = result.current
     if as_json:
         from git_deployments.reading.history import pending_json
 
-        _emit(out, pending_json(result))
+        listing = _Listing()
+        result = history.pending(ctx.store, target, branch, max_count=max_count,
+                                 listed=listing.add)
+        _emit(out, pending_json(result, listing.entries), listing.encoded)
         return 0
+    result = history.pending(ctx.store, target, branch, max_count=max_count)
+    current = result.current
     if current is None:
         out.line(f"{target}: nothing deployed yet; the next deployment brings the branch's "
                  "history")

@@ -3,14 +3,17 @@
 One policy for all of them: an argument list, never a shell; the repository named with
 `--git-dir`, and the variables that could point git at another one removed from its
 environment; git's own messages in the C locale (they are parsed: a lost push race is read from
-them) and its dates in UTC; our standard input never read (it may be a hook's ref list); the
-output read back from a temporary file, which is quicker than a pipe for a long history walk.
+them) and its dates in UTC; our standard input never read (it may be a hook's ref list).
+
+`run` reads the output back from a temporary file once git is done, which is quicker than a pipe
+when nothing is done with it before the end; `stream` hands it over in pieces while git still
+runs, so that a long history walk is parsed (and its answer encoded) as git prints it.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +22,8 @@ from git_deployments.errors import DeployError
 # they would point git at another repository than the one named by --git-dir
 _REPOSITORY_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR",
                          "GIT_NAMESPACE", "GIT_PREFIX")
+STREAM_CHUNK = 1 << 16  # the most `stream` reads at once: what a pipe holds by default
+
 # inside a server hook, git's quarantine: they belong to the repository that runs the hook
 _OBJECT_VARIABLES = ("GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES",
                      "GIT_QUARANTINE_PATH")
@@ -57,6 +62,13 @@ def environment(home: bool = True) -> dict[str, str]:
     return env
 
 
+def _not_started(exc: OSError) -> DeployError:
+    if isinstance(exc, FileNotFoundError):
+        return DeployError("the 'git' program is not on PATH: install git, or add the "
+                           "directory that holds it to PATH")
+    return DeployError(f"cannot run git: {exc.strerror or exc}")
+
+
 def run(git_dir: Path, args: Sequence[str], *, stdin: str | None = None,
         cwd: Path | None = None, home: bool = True) -> Finished:
     """`git --git-dir=<git_dir> <args>`, run to its end; a DeployError only when git cannot be
@@ -72,15 +84,64 @@ def run(git_dir: Path, args: Sequence[str], *, stdin: str | None = None,
                                   input=stdin.encode() if stdin is not None else None,
                                   stdin=subprocess.DEVNULL if stdin is None else None,
                                   cwd=cwd, env=environment(home), check=False)
-        except FileNotFoundError:
-            raise DeployError("the 'git' program is not on PATH: install git, or add the "
-                              "directory that holds it to PATH") from None
         except OSError as exc:
-            raise DeployError(f"cannot run git: {exc.strerror or exc}") from None
+            raise _not_started(exc) from None
         out.seek(0)
         stdout = out.read().decode("utf-8", "replace")
     return Finished(command[2:], done.returncode, stdout,
                     done.stderr.decode("utf-8", "replace"))
+
+
+def failed(git_dir: Path, done: Finished) -> DeployError:
+    """The error for a git that failed: the command and git's own reason."""
+    return DeployError(f"git {done.args[0]} failed in {git_dir}: {done.reason()}")
+
+
+def stream(git_dir: Path, args: Sequence[str], *, stdin: str | None = None,
+           home: bool = True) -> Generator[str, None, None]:
+    """`git --git-dir=<git_dir> <args>`'s standard output as it comes, in pieces of text whose
+    concatenation is what `output` returns. When git fails, a DeployError with git's own
+    reason follows the last piece: what came before it is not the whole answer. Closing the
+    iterator early stops git."""
+    import codecs
+    import subprocess
+    import tempfile
+
+    command = ("git", f"--git-dir={git_dir}", *args)
+    # stdin and stderr through files: git never waits on a pipe we are not reading
+    with tempfile.TemporaryFile() as given, tempfile.TemporaryFile() as errors:
+        if stdin is not None:
+            given.write(stdin.encode())
+            given.seek(0)
+        try:
+            # GIT_FLUSH=0: git buffers its output as it does into a file (into a pipe, it
+            # would write once per commit of a walk)
+            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors,
+                                       stdin=given if stdin is not None else subprocess.DEVNULL,
+                                       env={**environment(home), "GIT_FLUSH": "0"})
+        except OSError as exc:
+            raise _not_started(exc) from None
+        assert process.stdout is not None
+        pipe = process.stdout.fileno()
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        try:
+            while data := os.read(pipe, STREAM_CHUNK):
+                text = decoder.decode(data)
+                if text:
+                    yield text
+            rest = decoder.decode(b"", final=True)
+            if rest:
+                yield rest
+            returncode = process.wait()
+        finally:
+            process.stdout.close()
+            if process.returncode is None:  # the reader stopped early, or failed
+                process.kill()
+                process.wait()
+        if returncode != 0:
+            errors.seek(0)
+            raise failed(git_dir, Finished(command[2:], returncode, "",
+                                           errors.read().decode("utf-8", "replace")))
 
 
 def output(git_dir: Path, args: Sequence[str], *, stdin: str | None = None,
@@ -89,5 +150,5 @@ def output(git_dir: Path, args: Sequence[str], *, stdin: str | None = None,
     when it fails."""
     done = run(git_dir, args, stdin=stdin, home=home)
     if not done.ok:
-        raise DeployError(f"git {args[0]} failed in {git_dir}: {done.reason()}")
+        raise failed(git_dir, done)
     return done.stdout

@@ -2,7 +2,8 @@
 
 Commit walks run the `git` program (`rev-list` with a fixed format; ids, never user text, on its
 command line; see git/program.py): git walks history faster than libgit2 through pygit2, and its
-output lands in a temporary file, which is quicker to read back than a pipe. Deployment records
+output is parsed as it comes, while git walks on (a caller may use each batch at once: `listed`).
+Deployment records
 come from the store; questions about many deployments at once (`contains`, the keep-alive ref)
 read the timeline's commit trailers instead of every record, which is what keeps them fast on a
 target with thousands of deployments.
@@ -13,7 +14,8 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,12 +70,32 @@ class Message(Commit):
     body: str
 
 
+Rows = list[tuple[str, Commit]]  # (mark, commit) as a walk lists them
+# a batch of a walk: the marks (see walk) and the commits, in the same order
+Batch = tuple[list[str], list[Commit]]
+# told the commits of a range as they are listed, batch by batch, in order: together they are
+# exactly the range's `commits` (see fill_range)
+Listed = Callable[["RepoRange", list[Commit]], None]
+
+
 def walk(repo: GitRepo, include: Sequence[str], exclude: Sequence[str] = (), *,
          max_count: int | None = None, full: bool = False, boundary: bool = False,
-         symmetric: bool = False, home: bool = True) -> list[tuple[str, Commit]]:
+         symmetric: bool = False, home: bool = True) -> Rows:
     """(mark, commit) for the commits reachable from `include` and not from `exclude`, newest
     first; mark is `-` for a boundary commit, else `>`. With `symmetric`, `include` is [a, b]
     and the walk is `a...b`: mark `<` for a commit only a has, `>` for one only b has."""
+    rows: Rows = []
+    for marks, commits in walk_batches(repo, include, exclude, max_count=max_count, full=full,
+                                       boundary=boundary, symmetric=symmetric, home=home):
+        rows.extend(zip(marks, commits, strict=True))
+    return rows
+
+
+def walk_batches(repo: GitRepo, include: Sequence[str], exclude: Sequence[str] = (), *,
+                 max_count: int | None = None, full: bool = False, boundary: bool = False,
+                 symmetric: bool = False, home: bool = True) -> Iterator[Batch]:
+    """`walk`'s marks and commits, a batch at a time as git prints them (git walks on while a
+    batch is used). A DeployError from a failing git comes after the last batch."""
     for oid in (*include, *exclude):
         if not COMMIT_PATTERN.match(oid):  # only ids reach git's command line
             raise DeployError(f"invalid commit id {oid!r}")
@@ -88,22 +110,46 @@ def walk(repo: GitRepo, include: Sequence[str], exclude: Sequence[str] = (), *,
         args.append("--left-right")
         lines = [f"{include[0]}...{include[1]}"]
     revisions = "\n".join(lines) + "\n"
-    text = program.output(repo.git_dir, [*args, "--stdin"], stdin=revisions, home=home)
-    fields = text.split("\0")
-    found: list[tuple[str, Commit]] = []
-    if full:
-        it = iter(fields)
-        for mark, oid, author, date, subject, parents, trailers, body in zip(
-                it, it, it, it, it, it, it, it, strict=False):
-            pairs = tuple(_trailer(t) for t in trailers.split("\x1f") if ": " in t)
-            found.append((mark[-1:], Message(oid, author, date, subject, tuple(parents.split()),
-                                             pairs, body)))
-    else:
-        it = iter(fields)
-        # each record ends with "\0\n", so every mark but the first carries a leading newline
-        found = [(mark[-1:], Commit(oid, author, date, subject))
-                 for mark, oid, author, date, subject in zip(it, it, it, it, it, strict=False)]
-    return found
+    width = 8 if full else 5  # fields per commit
+    parse = _messages if full else _commits
+    # a NUL ends every field, so a piece of output ends inside at most one field (`partial`),
+    # and the fields of a commit not yet complete wait in `waiting`
+    partial = ""
+    waiting: list[str] = []
+    with closing(program.stream(repo.git_dir, [*args, "--stdin"], stdin=revisions,
+                                home=home)) as pieces:
+        for piece in pieces:
+            fields = (partial + piece).split("\0")
+            partial = fields.pop()
+            if waiting:
+                fields[:0] = waiting
+            whole = len(fields) - len(fields) % width
+            waiting = fields[whole:]
+            if whole:
+                del fields[whole:]
+                yield parse(fields)
+    # the output ends with the newline after a commit's last NUL: a field of no commit
+    waiting.append(partial)
+    if len(waiting) == width:
+        yield parse(waiting)
+
+
+def _commits(fields: list[str]) -> Batch:
+    # each record ends with "\0\n", so every mark but the first carries a leading newline
+    return ([mark[-1:] for mark in fields[0::5]],
+            list(map(Commit, fields[1::5], fields[2::5], fields[3::5], fields[4::5])))
+
+
+def _messages(fields: list[str]) -> Batch:
+    it = iter(fields)
+    marks: list[str] = []
+    found: list[Commit] = []
+    for mark, oid, author, date, subject, parents, trailers, body in zip(
+            it, it, it, it, it, it, it, it, strict=True):
+        pairs = tuple(_trailer(t) for t in trailers.split("\x1f") if ": " in t)
+        marks.append(mark[-1:])
+        found.append(Message(oid, author, date, subject, tuple(parents.split()), pairs, body))
+    return marks, found
 
 
 def count(repo: GitRepo, include: Sequence[str], exclude: Sequence[str] = (), *,
@@ -198,8 +244,9 @@ def _readable(span: RepoRange, repos: Repositories) -> GitRepo | None:
 
 
 def fill_range(span: RepoRange, repos: Repositories, *, max_count: int | None = None,
-               full: bool = False) -> RepoRange:
-    """List `span`'s commits: base..head, or head's history when there is no base."""
+               full: bool = False, listed: Listed | None = None) -> RepoRange:
+    """List `span`'s commits: base..head, or head's history when there is no base. `listed`,
+    if given, is told them batch by batch while git still walks."""
     repo = _readable(span, repos)
     if repo is None:
         return span
@@ -208,24 +255,21 @@ def fill_range(span: RepoRange, repos: Repositories, *, max_count: int | None = 
         return span
     if span.base is None:
         limit = FIRST_MAX_COUNT if max_count is None else max_count
-        rows = walk(repo, [span.head], max_count=limit + 1, full=full, home=home)
-        span.commits = [c for _, c in rows[:limit]]
-        span.truncated = len(rows) > limit
+        batches = walk_batches(repo, [span.head], max_count=limit + 1, full=full, home=home)
+        span.truncated, _ = _list(span, batches, limit, listed)
         return span
     if span.base == span.head:
         return span
-    rows = walk(repo, [span.head], [span.base], boundary=max_count is None,
-                max_count=None if max_count is None else max_count + 1, full=full, home=home)
-    listed = [c for mark, c in rows if mark != "-"]
+    batches = walk_batches(repo, [span.head], [span.base], boundary=max_count is None,
+                           max_count=None if max_count is None else max_count + 1, full=full,
+                           home=home)
+    span.truncated, boundary = _list(span, batches, max_count, listed)
     if max_count is not None:
         # a limited walk's boundary is where the listing stopped: ask about ancestry instead
-        span.truncated = len(listed) > max_count
-        listed = listed[:max_count]
         forward = repo.is_ancestor(span.base, span.head)
     else:
         # base is an ancestor of head exactly when it borders the walked range
-        forward = any(mark == "-" and c.commit == span.base for mark, c in rows)
-    span.commits = listed
+        forward = span.base in boundary
     if not forward:
         removed = [c for _, c in walk(repo, [span.base], [span.head], full=full,
                                       max_count=None if max_count is None else max_count + 1,
@@ -233,6 +277,29 @@ def fill_range(span: RepoRange, repos: Repositories, *, max_count: int | None = 
         span.removed_truncated = max_count is not None and len(removed) > max_count
         span.removed = removed[:max_count] if max_count is not None else removed
     return span
+
+
+def _list(span: RepoRange, batches: Iterator[Batch], limit: int | None,
+          listed: Listed | None) -> tuple[bool, list[str]]:
+    """Put a walk's commits, at most `limit`, in `span.commits`, telling `listed` each batch
+    kept: (whether the walk had more, the ids of its boundary commits)."""
+    span.commits = []
+    more = False
+    boundary: list[str] = []
+    for marks, commits in batches:
+        kept = commits
+        if "-" in marks:
+            kept = [c for mark, c in zip(marks, commits, strict=True) if mark != "-"]
+            boundary.extend(c.commit for mark, c in zip(marks, commits, strict=True)
+                            if mark == "-")
+        if limit is not None and len(span.commits) + len(kept) > limit:
+            more = True
+            del kept[limit - len(span.commits):]
+        if kept:
+            span.commits.extend(kept)
+            if listed is not None:
+                listed(span, kept)
+    return more, boundary
 
 
 def author_times(span: RepoRange, repos: Repositories) -> list[tuple[str, int]]:
@@ -326,14 +393,16 @@ def previous_successful(record_of: Callable[[int], Deployment | None], record: D
 
 
 def brought(store: Store, key: str, number: int | None = None, *,
-            max_count: int | None = None, full: bool = False) -> Brought:
+            max_count: int | None = None, full: bool = False,
+            listed: Listed | None = None) -> Brought:
     """The commits deployment `number` brought: new since the previous successful deployment
-    of each repository, or (for a first deployment) its history up to `max_count`."""
+    of each repository, or (for a first deployment) its history up to `max_count`. `listed`
+    is told each range's commits as git lists them (see fill_range)."""
     snap = store.existing(key)
     target, _ = snap.require()
     record = pick(snap, number)
     repos = Repositories(store.git, target)
-    ranges = [fill_range(span, repos, max_count=max_count, full=full)
+    ranges = [fill_range(span, repos, max_count=max_count, full=full, listed=listed)
               for span in spans(snap.record, record)]
     return Brought(key=key, record=record, ranges=ranges)
 
@@ -383,8 +452,9 @@ class Pending:
 
 
 def pending(store: Store, key: str, branch: str | None = None, *,
-            max_count: int | None = None) -> Pending:
-    """Commits on the branch tips that the target's current deployment does not contain yet.
+            max_count: int | None = None, listed: Listed | None = None) -> Pending:
+    """Commits on the branch tips that the target's current deployment does not contain yet;
+    `listed` is told each range's commits as git lists them (see fill_range).
 
     `branch` is a branch of the target's own repository, or REPO:BRANCH for another one.
     """
@@ -428,7 +498,7 @@ def pending(store: Store, key: str, branch: str | None = None, *,
                 raise NotFound(span.problem)  # the one asked for by name
         else:
             span.head = tip
-            fill_range(span, repos, max_count=max_count)
+            fill_range(span, repos, max_count=max_count, listed=listed)
         ranges.append(span)
     return Pending(key=key, current=current, ranges=ranges)
 

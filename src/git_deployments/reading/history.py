@@ -6,6 +6,7 @@ so a printer may lay them out one commit per line (see commands/history.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,14 +26,22 @@ if TYPE_CHECKING:
 COMMIT_LISTS = frozenset({"commits", "only_in_a", "only_in_b"})
 
 
-def _ranges(ranges: list[RepoRange]) -> dict[str, Any]:
+Entries = Callable[["RepoRange"], list[dict[str, str]]]
+
+
+def commit_entries(span: RepoRange) -> list[dict[str, str]]:
+    """The JSON entries of a range's commits."""
+    return [c.as_json(span.repository) for c in span.commits]
+
+
+def _ranges(ranges: list[RepoRange], entries_of: Entries) -> dict[str, Any]:
     """`repositories` (each with its own list of commits) and all the commits, flat."""
     repositories = []
     flat: list[dict[str, str]] = []
     lists = []
     for span in ranges:
         entry = span.as_json(with_commits=False)
-        entries = [c.as_json(span.repository) for c in span.commits]
+        entries = entries_of(span)
         flat.extend(entries)
         entry["commits"] = entries
         lists.append(entries)
@@ -41,19 +50,21 @@ def _ranges(ranges: list[RepoRange]) -> dict[str, Any]:
     return {"repositories": repositories, "commits": lists[0] if len(ranges) == 1 else flat}
 
 
-def brought_json(result: Brought) -> dict[str, Any]:
-    """`git deploy commits --json`."""
+def brought_json(result: Brought, entries: Entries = commit_entries) -> dict[str, Any]:
+    """`git deploy commits --json`; `entries` gives each range's entries (made already, as
+    the command line makes them while git lists the commits)."""
     record = result.record
     return {"target": result.key, "number": record.number, "version": record.version,
             "status": str(record.status), "rollback_of": record.rollback_of,
-            "first": result.first, **_ranges(result.ranges)}
+            "first": result.first, **_ranges(result.ranges, entries)}
 
 
-def pending_json(result: Pending) -> dict[str, Any]:
-    """`git deploy pending --json`."""
+def pending_json(result: Pending, entries: Entries = commit_entries) -> dict[str, Any]:
+    """`git deploy pending --json` (`entries` as for brought_json)."""
     current = result.current
     return {"target": result.key, "current": current.number if current else None,
-            "count": sum(len(s.commits) for s in result.ranges), **_ranges(result.ranges)}
+            "count": sum(len(s.commits) for s in result.ranges),
+            **_ranges(result.ranges, entries)}
 
 
 def compare_json(result: Comparison) -> dict[str, Any]:
