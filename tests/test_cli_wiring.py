@@ -5,12 +5,13 @@ type error (mypy); this catches the other half, an option renamed or moved."""
 from __future__ import annotations
 
 import argparse
+import importlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from git_deployments.cli import build_parser
+from git_deployments.cli import COMMAND_MODULES, build_parser
 from git_deployments.commands.context import Context
 from git_deployments.errors import DeployError
 
@@ -62,7 +63,8 @@ def test_a_command_line_reaches_its_function(words: tuple[str, ...], tmp_path: P
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     parser = dict(COMMANDS)[words]
     tail = ["--", "true"] if words == ("run",) else []
-    args = build_parser().parse_args([*words, *smallest_command_line(parser), *tail])
+    line = [*words, *smallest_command_line(parser), *tail]
+    args = build_parser(line).parse_args(line)  # the parser of the command's own module
     # no repository here: every command stops at its first use of one, with a DeployError,
     # after its options were read and handed over (an AttributeError or TypeError otherwise)
     empty = tmp_path / "not-a-repository"
@@ -71,3 +73,26 @@ def test_a_command_line_reaches_its_function(words: tuple[str, ...], tmp_path: P
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
     with pytest.raises(DeployError):
         args.run(Context(str(empty), debug=False), args)
+
+
+def registered(line: list[str]) -> set[str]:
+    """The commands the parser built for `line` knows."""
+    found = next(a for a in build_parser(line)._actions
+                 if isinstance(a, argparse._SubParsersAction))
+    return set(found.choices)
+
+
+def test_a_command_line_builds_the_parsers_of_its_own_module_alone() -> None:
+    for module, names in COMMAND_MODULES.items():
+        alone = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(module).register(alone)
+        assert tuple(alone.choices) == names  # the table says what each module registers
+    every = {words[0] for words, _ in COMMANDS}
+    assert every == {name for names in COMMAND_MODULES.values() for name in names}
+    history = set(COMMAND_MODULES["git_deployments.commands.history"])
+    assert registered(["commits", "prod"]) == history
+    assert registered(["--debug", "--repo", "commits", "pending", "x"]) == history
+    assert registered(["--repo=/tmp", "keep"]) == history
+    # no command, help, a word that names no command: every command, for help and errors
+    for line in ([], ["--debug"], ["-h"], ["--version"], ["nope"], ["--rep", "x", "commits"]):
+        assert registered(line) == every

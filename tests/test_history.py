@@ -16,6 +16,7 @@ from hypothesis import given
 from conftest import Deploy, git, make_commit
 from git_deployments.commands.history import _emit as emit
 from git_deployments.commands.history import _encode_commits as encode_commits
+from git_deployments.commands.history import _encode_entries as encode_entries
 from git_deployments.commands.history import _Listing
 from git_deployments.commands.output import Output
 from git_deployments.core.store import open_store
@@ -516,8 +517,10 @@ def test_git_failing_in_the_middle_of_a_walk_is_one_error_and_no_answer(app: Pat
 def test_commits_are_encoded_as_json_encodes_their_entries(
         fields: list[tuple[str, str, str, str]], repository: str) -> None:
     commits = [history.Commit(*f) for f in fields]
-    assert encode_commits(commits, repository) == \
-        json.dumps([c.as_json(repository) for c in commits], ensure_ascii=False)
+    entries = [c.as_json(repository) for c in commits]
+    assert "[" + ", ".join(encode_commits(commits, repository)) + "]" == \
+        json.dumps(entries, ensure_ascii=False)
+    assert encode_entries(entries) == encode_commits(commits, repository)
 
 
 # --- contains ------------------------------------------------------------------------------------

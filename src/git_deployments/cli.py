@@ -17,22 +17,30 @@ from git_deployments.errors import DeployError, UsageError
 if TYPE_CHECKING:
     from git_deployments.commands.common import Run
 
-# each module registers its subcommands with `register(subparsers)`, and what each one runs
-COMMAND_MODULES = (
-    "git_deployments.commands.reading",
-    "git_deployments.commands.targets",
-    "git_deployments.commands.deployments",
-    "git_deployments.commands.incidents",
-    "git_deployments.commands.history",
-    "git_deployments.commands.metrics",
-    "git_deployments.commands.sync",
-    "git_deployments.commands.hooks",
-    "git_deployments.commands.run",
-    "git_deployments.commands.care",
-    "git_deployments.commands.watch",
-    "git_deployments.commands.tokens",
-    "git_deployments.commands.serve",
-)
+# each module registers its subcommands with `register(subparsers)`, and what each one runs;
+# the commands it registers are named here so that a command line builds its own alone (a
+# module's imports and its parsers cost a short command more than its answer);
+# tests/test_cli_wiring.py holds this to what the modules register
+COMMAND_MODULES = {
+    "git_deployments.commands.reading": ("status", "list", "show", "log"),
+    "git_deployments.commands.targets": ("target",),
+    "git_deployments.commands.deployments": ("schedule", "start", "finish", "fail",
+                                             "set-status", "edit", "delete", "comment"),
+    "git_deployments.commands.incidents": ("incident", "incidents"),
+    "git_deployments.commands.history": ("commits", "pending", "contains", "compare", "issues",
+                                         "rollback", "import-tags", "keep"),
+    "git_deployments.commands.metrics": ("metrics",),
+    "git_deployments.commands.sync": ("init", "pull", "push", "sync", "backups"),
+    "git_deployments.commands.hooks": ("install-hooks", "hook"),
+    "git_deployments.commands.run": ("run",),
+    "git_deployments.commands.care": ("fsck", "doctor"),
+    "git_deployments.commands.watch": ("watch", "sweep", "subscribe", "unsubscribe",
+                                       "subscriptions"),
+    "git_deployments.commands.tokens": ("token",),
+    "git_deployments.commands.serve": ("serve",),
+}
+_GLOBAL_FLAGS = ("--debug",)
+_GLOBAL_VALUES = ("--repo",)  # a global option followed by its value
 
 # what writing the output can meet (`> /dev/full`, a quota, a file size limit)
 _OUTPUT_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
@@ -47,7 +55,9 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} -h')")
 
 
-def build_parser() -> Parser:
+def build_parser(argv: Sequence[str] | None = None) -> Parser:
+    """The parser of every command; given the command line, of its command alone when the line
+    plainly names one (anything else gets every command: help, a usage error, the default)."""
     parser = Parser(
         prog="git deploy",
         description="Track what is deployed where, as records in git refs.",
@@ -58,9 +68,25 @@ def build_parser() -> Parser:
     parser.add_argument("--repo", metavar="PATH", help="the repository (default: discover)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     subparsers = parser.add_subparsers(dest="command", metavar="<command>", parser_class=Parser)
-    for name in COMMAND_MODULES:
+    named = _command_module(argv) if argv is not None else None
+    for name in COMMAND_MODULES if named is None else (named,):
         importlib.import_module(name).register(subparsers)
     return parser
+
+
+def _command_module(argv: Sequence[str]) -> str | None:
+    """The module that registers the command `argv` names, or None: no command, an option this
+    cannot read, or a word that names none."""
+    words = iter(argv)
+    for word in words:
+        if word in _GLOBAL_FLAGS or word.startswith(tuple(f"{o}=" for o in _GLOBAL_VALUES)):
+            continue
+        if word in _GLOBAL_VALUES:
+            next(words, None)
+            continue
+        return next((module for module, names in COMMAND_MODULES.items() if word in names),
+                    None)
+    return None
 
 
 def dispatch(args: argparse.Namespace, ctx: Context) -> int:
@@ -72,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("GIT_DEPLOY_DEBUG") == "1"
     try:
-        parser = build_parser()
+        parser = build_parser(argv)
         args = parser.parse_args(argv or ["status"])
         if args.command is None:
             args = parser.parse_args([*argv, "status"])

@@ -34,6 +34,17 @@ class Context:
         return self._store
 
     @property
+    def store_for_reading(self) -> Store:
+        """The store, for a command that only reads and then runs git: it reads through the git
+        program until it needs libgit2 (git/repo.py, ProgramRepo), so a question that runs git
+        anyway does not load libgit2 first."""
+        if self._store is None and self.sync_remote is None:
+            from git_deployments.core.store import open_store
+
+            self._store = open_store(self.repo_path, light=True)
+        return self.store
+
+    @property
     def git(self) -> GitRepo:
         return self.store.git
 

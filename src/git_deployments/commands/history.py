@@ -3,10 +3,13 @@ deployments brought, where a commit went, going back on purpose, and history fro
 
 from __future__ import annotations
 
+import functools
+import gc
 import json
 import re
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 from git_deployments.commands.common import (
     add_json,
@@ -19,6 +22,8 @@ from git_deployments.commands.common import (
 from git_deployments.commands.output import Output
 from git_deployments.core.model import REPOSITORY_PATTERN
 from git_deployments.errors import DeployError
+
+P = ParamSpec("P")
 
 if TYPE_CHECKING:
     from git_deployments.commands.context import Context
@@ -141,26 +146,36 @@ def _max_count(p: Any) -> None:
 _PLACEHOLDER = "\x00list:{}\x00"
 # a placeholder as json.dumps writes it into the envelope
 _ENCODED_PLACEHOLDER = re.compile(r'"\\u0000list:([^\\"]+)\\u0000"')
-# between two entries of a compactly encoded list of commits (see _write_list)
+# where one entry of a compactly encoded list of commits ends and the next begins: every entry
+# starts with its "commit" key, and a quote inside a JSON string is always escaped, so this can
+# only join two entries (a string that ends in '}, {' is followed by its closing quote and then
+# ',' or '}', never by 'commit')
 _BETWEEN = '}, {"commit": '
+# entries printed per write: some tens of kilobytes, memory the allocator hands out again and
+# again (one string of a whole list of 40,000 is fresh memory, several times slower to fill)
+_WRITTEN_AT_ONCE = 256
 
 
-def _encode_list(entries: list[dict[str, Any]]) -> str:
-    """A list of flat dicts as compact JSON in one call of the C encoder (an indented dump of
-    40,000 commits takes the pure-Python encoder, several times slower)."""
-    return json.dumps(entries, ensure_ascii=False)
+def _encode_entries(entries: list[dict[str, Any]]) -> list[str]:
+    """Each of a list of commits' entries as compact JSON, from one call of the C encoder for
+    all of them (an indented dump of 40,000 commits takes the pure-Python encoder, several
+    times slower), cut between entries."""
+    if not entries:
+        return []
+    opening = '{"commit": '
+    parts = json.dumps(entries, ensure_ascii=False)[1 + len(opening):-2].split(_BETWEEN)
+    return [opening + part + "}" for part in parts]
 
 
-def _encode_commits(commits: list[Commit], repository: str) -> str:
-    """`_encode_list` of the commits' entries (Commit.as_json), without making the dicts: each
-    string as the C encoder writes it, in the entries' order of keys."""
+def _encode_commits(commits: list[Commit], repository: str) -> list[str]:
+    """`_encode_entries` of the commits' entries (Commit.as_json), without the dicts: each
+    string as the C encoder writes it, the keys in the entries' order."""
     from json.encoder import encode_basestring as string  # what json.dumps writes a str with
 
     where = string(repository)
-    return "[" + ", ".join([
-        f'{{"commit": {string(c.commit)}, "author": {string(c.author)}, '
-        f'"date": {string(c.date)}, "subject": {string(c.subject)}, "repository": {where}}}'
-        for c in commits]) + "]"
+    return [f'{{"commit": {string(c.commit)}, "author": {string(c.author)}, '
+            f'"date": {string(c.date)}, "subject": {string(c.subject)}, "repository": {where}}}'
+            for c in commits]
 
 
 class _Listing:
@@ -170,13 +185,13 @@ class _Listing:
 
     def __init__(self) -> None:
         self._entries: dict[int, list[dict[str, str]]] = {}  # by the range's id
-        # by the id of a list of entries: the compact encodings of its batches, in order
+        # by the id of a list of entries: each entry's compact encoding
         self.encoded: dict[int, list[str]] = {}
 
     def add(self, span: RepoRange, commits: list[Commit]) -> None:
         entries = self._entries.setdefault(id(span), [])
-        entries.extend(c.as_json(span.repository) for c in commits)
-        self.encoded.setdefault(id(entries), []).append(_encode_commits(commits,
+        entries.extend([c.as_json(span.repository) for c in commits])
+        self.encoded.setdefault(id(entries), []).extend(_encode_commits(commits,
                                                                         span.repository))
 
     def entries(self, span: RepoRange) -> list[dict[str, str]]:
@@ -185,29 +200,6 @@ class _Listing:
         if entries is None or len(entries) != len(span.commits):
             return [c.as_json(span.repository) for c in span.commits]
         return entries
-
-
-def _indented(encoded: str, depth: int) -> str:
-    """One commit per line at `depth`. Every entry starts with its "commit" key, and a quote
-    inside a JSON string is always escaped, so '}, {"commit": ' can only join two entries (a
-    string that ends in '}, {' is followed by its closing quote and then ',' or '}', never by
-    'commit')."""
-    return encoded.replace(_BETWEEN, '},\n' + "  " * (depth + 1) + '{"commit": ')
-
-
-def _write_list(stream: Any, pieces: list[str], depth: int) -> None:
-    """A list of commits whose compact encoding is `pieces` joined by ", " (each piece some
-    entries without the brackets), one commit per line at `depth`."""
-    if not pieces:
-        stream.write("[]")
-        return
-    pad = "  " * (depth + 1)
-    stream.write("[\n" + pad)
-    for i, piece in enumerate(pieces):
-        if i:
-            stream.write(",\n" + pad)
-        stream.write(_indented(piece, depth))
-    stream.write("\n" + "  " * depth + "]")
 
 
 def _with_placeholders(data: Any, lists: dict[str, tuple[list[dict[str, Any]], int]],
@@ -233,11 +225,11 @@ def _with_placeholders(data: Any, lists: dict[str, tuple[list[dict[str, Any]], i
 
 def _joined(entries: list[dict[str, Any]],
             known: dict[int, tuple[list[dict[str, Any]], list[str]]]) -> list[str] | None:
-    """The pieces of `entries` when it is lists encoded before, one after the other (all the
+    """The encoding of `entries` when it is lists encoded before, one after the other (all the
     repositories' commits after each repository's own): the same dicts, so the same text."""
     from operator import is_
 
-    starts = {id(listed[0]): (listed, pieces) for listed, pieces in known.values() if listed}
+    starts = {id(listed[0]): (listed, texts) for listed, texts in known.values() if listed}
     found: list[str] = []
     at = 0
     while at < len(entries):
@@ -253,28 +245,57 @@ def _joined(entries: list[dict[str, Any]],
 def _emit(out: Output, data: Any, encoded: dict[int, list[str]] | None = None) -> None:
     """Print `data` as indented JSON with one commit per line in its lists of commits, written
     piece by piece rather than joined into one large string. `encoded` holds lists of commits
-    encoded already (by the id of the list: its batches' compact encodings, see _Listing)."""
+    encoded already (by the id of the list: each entry's compact encoding, see _Listing)."""
     lists: dict[str, tuple[list[dict[str, Any]], int]] = {}
     envelope = json.dumps(_with_placeholders(data, lists), indent=2, ensure_ascii=False)
-    # the pieces of each list's compact encoding, by the list's id: a list given twice (one
-    # repository's, and all) is encoded once
+    # each list's entries encoded, by the list's id: a list given twice (one repository's, and
+    # all) is encoded once
     known: dict[int, tuple[list[dict[str, Any]], list[str]]] = {}
     for entries, _depth in lists.values():
-        if id(entries) in known:
-            continue
-        if encoded and id(entries) in encoded:
-            pieces = [text[1:-1] for text in encoded[id(entries)] if text != "[]"]
-        else:
-            joined = _joined(entries, known) if entries else []
-            pieces = joined if joined is not None else [_encode_list(entries)[1:-1]]
-        known[id(entries)] = (entries, pieces)
+        if id(entries) not in known:
+            texts = encoded.get(id(entries)) if encoded else None
+            if texts is None or len(texts) != len(entries):
+                texts = _joined(entries, known)
+            if texts is None:
+                texts = _encode_entries(entries)
+            known[id(entries)] = (entries, texts)
+    stream = out.stream
     for i, piece in enumerate(_ENCODED_PLACEHOLDER.split(envelope)):
         if i % 2 == 0:
-            out.stream.write(piece)
+            stream.write(piece)
             continue
         entries, depth = lists[piece]
-        _write_list(out.stream, known[id(entries)][1], depth)
-    out.stream.write("\n")
+        texts = known[id(entries)][1]
+        if not texts:
+            stream.write("[]")
+            continue
+        pad = "  " * (depth + 1)
+        between = ",\n" + pad
+        stream.write("[\n" + pad)
+        for at in range(0, len(texts), _WRITTEN_AT_ONCE):
+            if at:
+                stream.write(between)
+            stream.write(between.join(texts[at:at + _WRITTEN_AT_ONCE]))
+        stream.write("\n" + "  " * depth + "]")
+    stream.write("\n")
+
+
+def _collection_paused_in(command: Callable[P, int]) -> Callable[P, int]:
+    """`command` with Python's cycle collector paused: a long list of commits makes tens of
+    thousands of objects, none of them in a cycle, and each collection would walk them all
+    again."""
+
+    @functools.wraps(command)
+    def paused(*args: P.args, **kwargs: P.kwargs) -> int:
+        if not gc.isenabled():
+            return command(*args, **kwargs)
+        gc.disable()
+        try:
+            return command(*args, **kwargs)
+        finally:
+            gc.enable()
+
+    return paused
 
 
 # --- human output --------------------------------------------------------------------------------
@@ -351,6 +372,7 @@ def brought_lines(key: str, record: Deployment, counts: list[dict[str, Any]]) ->
 # --- commits -------------------------------------------------------------------------------------
 
 
+@_collection_paused_in
 def cmd_commits(ctx: Context, target: str, number: int | None = None,
                 max_count: int | None = None, as_json: bool = False) -> int:
     from git_deployments.history import questions as history
@@ -360,11 +382,11 @@ def cmd_commits(ctx: Context, target: str, number: int | None = None,
         from git_deployments.reading.history import brought_json
 
         listing = _Listing()
-        result = history.brought(ctx.store, target, number, max_count=max_count,
+        result = history.brought(ctx.store_for_reading, target, number, max_count=max_count,
                                  listed=listing.add)
         _emit(out, brought_json(result, listing.entries), listing.encoded)
         return 0
-    result = history.brought(ctx.store, target, number, max_count=max_count)
+    result = history.brought(ctx.store_for_reading, target, number, max_count=max_count)
     record = result.record
     _heading(out, target, record)
     if not result.ranges:
@@ -378,6 +400,7 @@ def cmd_commits(ctx: Context, target: str, number: int | None = None,
 # --- pending -------------------------------------------------------------------------------------
 
 
+@_collection_paused_in
 def cmd_pending(ctx: Context, target: str, branch: str | None = None,
                 max_count: int | None = None, as_json: bool = False) -> int:
     from git_deployments.history import questions as history
@@ -387,11 +410,11 @@ def cmd_pending(ctx: Context, target: str, branch: str | None = None,
         from git_deployments.reading.history import pending_json
 
         listing = _Listing()
-        result = history.pending(ctx.store, target, branch, max_count=max_count,
+        result = history.pending(ctx.store_for_reading, target, branch, max_count=max_count,
                                  listed=listing.add)
         _emit(out, pending_json(result, listing.entries), listing.encoded)
         return 0
-    result = history.pending(ctx.store, target, branch, max_count=max_count)
+    result = history.pending(ctx.store_for_reading, target, branch, max_count=max_count)
     current = result.current
     if current is None:
         out.line(f"{target}: nothing deployed yet; the next deployment brings the branch's "

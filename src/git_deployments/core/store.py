@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -78,9 +77,8 @@ class TreeSnapshot:
         self.where = f"{ref_name(key)}@{tip[:12]}" if tip else ref_name(key)
         self.tree: str | None = None
         if tip is not None:
-            info = git.commit_info(tip)
-            self.tree = info.tree
-            records.check_format(git.read_path(info.tree, "format"), self.where)
+            self.tree = git.tree_of(tip)
+            records.check_format(git.read_path(self.tree, "format"), self.where)
 
     def _blob(self, path: str) -> bytes | None:
         return self.git.read_path(self.tree, path) if self.tree else None
@@ -204,7 +202,7 @@ class GitOracle:
             path = self.path_of(location) if location else None
             if path is not None and path.exists():
                 try:
-                    repo = open_repository(path)
+                    repo = self.git.open_other(path)
                 except DeployError:
                     repo = None
             self._others[name] = repo
@@ -320,6 +318,8 @@ class Store:
                                     f"git-deploy: {result.change.subject}")
             except RaceLost:
                 # someone moved the ref without our lock (a fetch, another clone's push)
+                import random
+
                 time.sleep(min(2.0, 0.01 * 2 ** attempt) * random.uniform(0.5, 1.5))
                 continue
             self._keep_deployed(key, result)
@@ -376,5 +376,7 @@ def changed_files(snap: Snapshot, change: Change) -> dict[str, bytes | None]:
     return files
 
 
-def open_store(path: str | os.PathLike[str] | None = None) -> Store:
-    return Store(open_repository(path))
+def open_store(path: str | os.PathLike[str] | None = None, *, light: bool = False) -> Store:
+    """The store of the repository at `path` (see open_repository); `light` for a command
+    that only reads."""
+    return Store(open_repository(path, light=light))

@@ -8,6 +8,8 @@ them) and its dates in UTC; our standard input never read (it may be a hook's re
 `run` reads the output back from a temporary file once git is done, which is quicker than a pipe
 when nothing is done with it before the end; `stream` hands it over in pieces while git still
 runs, so that a long history walk is parsed (and its answer encoded) as git prints it.
+`discover` and `Objects` let a question that only reads find its repository and read a few
+objects without loading libgit2 (see git/repo.py, ProgramRepo).
 """
 
 from __future__ import annotations
@@ -22,11 +24,10 @@ from git_deployments.errors import DeployError
 # they would point git at another repository than the one named by --git-dir
 _REPOSITORY_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR",
                          "GIT_NAMESPACE", "GIT_PREFIX")
-STREAM_CHUNK = 1 << 16  # the most `stream` reads at once: what a pipe holds by default
-
 # inside a server hook, git's quarantine: they belong to the repository that runs the hook
 _OBJECT_VARIABLES = ("GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES",
                      "GIT_QUARANTINE_PATH")
+STREAM_CHUNK = 1 << 16  # the most `stream` reads at once: what a pipe holds by default
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,7 @@ def environment(home: bool = True) -> dict[str, str]:
 
 
 def _not_started(exc: OSError) -> DeployError:
+    """The error for a git that could not be started."""
     if isinstance(exc, FileNotFoundError):
         return DeployError("the 'git' program is not on PATH: install git, or add the "
                            "directory that holds it to PATH")
@@ -152,3 +154,91 @@ def output(git_dir: Path, args: Sequence[str], *, stdin: str | None = None,
     if not done.ok:
         raise failed(git_dir, done)
     return done.stdout
+
+
+def discover(path: Path | None = None) -> Path:
+    """The git directory of the repository at `path` (its work tree, its git directory, or a
+    directory inside it), else at the current directory: searched upwards as libgit2 searches
+    when git/repo.py opens one (which looks from a directory, so GIT_DIR does not name it, and
+    does not here either; git runs a hook where its GIT_DIR is)."""
+    import subprocess
+
+    env = {**environment(), "LC_ALL": "C"}
+    start = str(path) if path is not None else os.getcwd()
+    if path is not None and not path.is_dir():
+        raise DeployError(f"not a git repository: {start} (no such directory)")
+    try:
+        done = subprocess.run(["git", "rev-parse", "--absolute-git-dir"], cwd=start, env=env,
+                              stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    except OSError as exc:
+        raise _not_started(exc) from None
+    if done.returncode != 0:
+        if path is None and not os.environ.get("GIT_DIR"):
+            raise DeployError("not a git repository (or any parent up to /)")
+        reason = Finished(("rev-parse",), done.returncode, "",
+                          done.stderr.decode("utf-8", "replace")).reason()
+        raise DeployError(f"not a git repository: {start} ({reason})")
+    return Path(os.fsdecode(done.stdout.rstrip(b"\n"))).resolve()
+
+
+class Objects:
+    """A repository's objects, read through one `git cat-file --batch` that runs until closed:
+    a few reads cost a git process rather than loading libgit2."""
+
+    def __init__(self, git_dir: Path, *, home: bool = True) -> None:
+        import subprocess
+        import tempfile
+
+        self.git_dir = git_dir
+        self._errors = tempfile.TemporaryFile()
+        try:
+            self._process = subprocess.Popen(
+                ("git", f"--git-dir={git_dir}", "cat-file", "--batch"), stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=self._errors, env=environment(home))
+        except OSError as exc:
+            self._errors.close()
+            raise _not_started(exc) from None
+
+    def read(self, name: str) -> tuple[str, str, bytes] | None:
+        """(id, type, content) of the object `name` names (an id, or TREE:PATH), or None when
+        there is none. `name` is one line without spaces."""
+        process = self._process
+        assert process.stdin is not None and process.stdout is not None
+        if not name or any(c in name for c in " \t\n"):
+            raise ValueError(f"not an object name for git cat-file: {name!r}")
+        try:
+            process.stdin.write(name.encode() + b"\n")
+            process.stdin.flush()
+            header = process.stdout.readline().split()
+            if len(header) == 2 and header[1] in (b"missing", b"ambiguous"):
+                return None
+            if len(header) != 3:
+                raise self._failed()
+            content = process.stdout.read(int(header[2]) + 1)
+        except (OSError, ValueError):
+            raise self._failed() from None
+        if len(content) != int(header[2]) + 1:
+            raise self._failed()
+        return header[0].decode(), header[1].decode(), content[:-1]
+
+    def _failed(self) -> DeployError:
+        """The error for a git that stopped answering: its own reason."""
+        self._end()
+        self._errors.seek(0)
+        stderr = self._errors.read().decode("utf-8", "replace")
+        return failed(self.git_dir, Finished(("cat-file",), self._process.returncode or 1, "",
+                                             stderr))
+
+    def _end(self) -> None:
+        for stream in (self._process.stdin, self._process.stdout):
+            if stream is not None and not stream.closed:
+                try:
+                    stream.close()
+                except OSError:  # git is gone: what it was not given does not matter
+                    pass
+        self._process.wait()
+
+    def close(self) -> None:
+        """End git (it ends with its input)."""
+        self._end()
+        self._errors.close()

@@ -1,4 +1,9 @@
-"""The only pygit2 user: open the repository, read and write objects, move refs safely."""
+"""The only pygit2 user: open the repository, read and write objects, move refs safely.
+
+pygit2 is imported on first use: loading libgit2 costs more than a short read-only question
+(`git deploy commits`), which reads the few objects it needs through the git program instead
+(ProgramRepo) and then runs git for its walk anyway.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +12,31 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-import pygit2
+from typing import TYPE_CHECKING, Any
 
 from git_deployments.errors import DeployError, InternalError, NotFound
 
 if TYPE_CHECKING:
-    from git_deployments.git.program import Finished
+    import pygit2
+
+    from git_deployments.git.program import Finished, Objects
+else:
+
+    class _Pygit2:
+        """Stands for the pygit2 module until its first use, which imports it."""
+
+        def __getattr__(self, name: str) -> Any:
+            import pygit2 as module
+
+            globals()["pygit2"] = module
+            return getattr(module, name)
+
+    pygit2 = _Pygit2()
 
 TOOL_NAME = "git-deploy"
 TOOL_EMAIL = "git-deploy@localhost"
-TREE_MODE = pygit2.enums.FileMode.TREE
-BLOB_MODE = pygit2.enums.FileMode.BLOB
+TREE_MODE = 0o040000  # pygit2.enums.FileMode.TREE
+BLOB_MODE = 0o100644  # pygit2.enums.FileMode.BLOB
 
 
 class RaceLost(Exception):
@@ -62,7 +79,11 @@ class TagInfo:
 
 class GitRepo:
     def __init__(self, repo: pygit2.Repository) -> None:
-        self.repo = repo
+        self._repo = repo
+
+    @property
+    def repo(self) -> pygit2.Repository:
+        return self._repo
 
     # --- where things are ---------------------------------------------------------------
 
@@ -273,6 +294,10 @@ class GitRepo:
             else:
                 yield path, str(entry.id), entry.filemode
 
+    def tree_of(self, commit: str) -> str:
+        """The id of a commit's tree; NotFound as for commit_info."""
+        return self.commit_info(commit).tree
+
     def read_blob(self, oid: str) -> bytes:
         blob = self.repo[oid]
         assert isinstance(blob, pygit2.Blob)
@@ -415,6 +440,10 @@ class GitRepo:
         except (pygit2.GitError, KeyError, ValueError):
             return commit[:7]
 
+    def open_other(self, path: Path) -> GitRepo:
+        """Another repository (one a target records), opened as this one was."""
+        return open_repository(path)
+
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         """Whether `ancestor` is reachable from `descendant` (True when equal)."""
         if ancestor == descendant:
@@ -466,12 +495,22 @@ def cannot_write(exc: Exception) -> DeployError:
     return DeployError(f"cannot write to the repository: {reason}")
 
 
-def open_repository(path: str | os.PathLike[str] | None = None) -> GitRepo:
+def open_repository(path: str | os.PathLike[str] | None = None, *,
+                    light: bool = False) -> GitRepo:
     """The repository at `path`, or the one git's environment and the current directory name.
 
     Opening from the environment honours GIT_DIR and the object directories git sets while a
-    hook runs in quarantine.
+    hook runs in quarantine. `light`: a ProgramRepo, for a question that only reads.
     """
+    if light:
+        where = Path(path) if path is not None else None
+        from git_deployments.git import program
+
+        return ProgramRepo(program.discover(where), where)
+    return GitRepo(_open(path))
+
+
+def _open(path: str | os.PathLike[str] | None) -> pygit2.Repository:
     flags = pygit2.enums.RepositoryOpenFlag.FROM_ENV if path is None else \
         pygit2.enums.RepositoryOpenFlag.DEFAULT
     start = str(path) if path is not None else os.getcwd()
@@ -480,9 +519,123 @@ def open_repository(path: str | os.PathLike[str] | None = None) -> GitRepo:
             found = pygit2.discover_repository(start)
             if found is None:
                 raise DeployError("not a git repository (or any parent up to /)")
-        repo = pygit2.Repository(start, flags)
+        return pygit2.Repository(start, flags)
     except pygit2.GitError as exc:
         raise DeployError(f"not a git repository: {start} ({exc})") from None
     except OSError as exc:
         raise InternalError(f"cannot open repository {start}: {exc}") from None
-    return GitRepo(repo)
+
+
+# what ProgramRepo asks `git cat-file` about itself; anything else goes to libgit2
+_FULL_ID = re.compile(r"^[0-9a-f]{40}\Z")
+_PLAIN_PATH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*\Z")
+_PLAIN_REF = re.compile(r"^refs/[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*\Z")
+
+
+class ProgramRepo(GitRepo):
+    """A repository whose ref reads, commit trees, blobs by path and commit checks go through
+    the git program (`for-each-ref`, one `cat-file --batch`), and everything else through
+    libgit2, opened on first need. For a question that only reads and then runs git anyway:
+    loading libgit2 would cost it more than the question. GitRepo stays the judge: each read
+    gives what GitRepo's gives (tests/test_git_repo.py)."""
+
+    def __init__(self, git_dir: Path, path: Path | None = None, *, home: bool = True) -> None:
+        import weakref
+
+        self._git_dir = git_dir
+        self._path = path  # as given to open_repository: where libgit2 opens it
+        self._home = home
+        self._opened: pygit2.Repository | None = None
+        self._objects: list[Objects] = []  # its cat-file, once started
+        self._trees: set[str] = set()  # ids read as a commit's tree: known to be trees
+        # git's cat-file ends with this object, or at exit
+        weakref.finalize(self, _close_all, self._objects)
+
+    @property
+    def repo(self) -> pygit2.Repository:
+        if self._opened is None:
+            self._opened = _open(self._path)
+        return self._opened
+
+    @property
+    def git_dir(self) -> Path:
+        return self._git_dir
+
+    def objects(self) -> Objects:
+        if not self._objects:
+            from git_deployments.git.program import Objects
+
+            self._objects.append(Objects(self._git_dir, home=self._home))
+        return self._objects[0]
+
+    def read_ref(self, name: str) -> str | None:
+        if not _PLAIN_REF.match(name) or ".." in name or name.endswith((".", ".lock")):
+            return super().read_ref(name)
+        from git_deployments.git import program
+
+        # for-each-ref matches the name exactly (cat-file would also try refs/heads/<name>…)
+        done = program.run(self._git_dir, ["for-each-ref", "--format=%(objectname) %(refname)",
+                                           name], home=self._home)
+        if not done.ok:
+            raise DeployError(f"cannot read ref {name}: {done.reason()}")
+        for line in done.stdout.splitlines():
+            oid, _, refname = line.partition(" ")
+            if refname == name:
+                return oid
+        return None
+
+    def tree_of(self, commit: str) -> str:
+        if not _FULL_ID.match(commit):
+            return super().tree_of(commit)
+        found = self.objects().read(commit)
+        if found is None:
+            raise NotFound(f"commit {commit} is missing from the repository")
+        _, kind, content = found
+        if kind != "commit":
+            raise NotFound(f"{commit} is not a commit")
+        headers = content.split(b"\n\n", 1)[0].split(b"\n")
+        tree = headers[0].removeprefix(b"tree ").decode("ascii", "replace")
+        if not headers[0].startswith(b"tree ") or not _FULL_ID.match(tree):
+            raise NotFound(f"commit {commit} cannot be parsed: it names no tree")
+        for header in headers:
+            if header.startswith(b"encoding "):
+                _check_encoding(commit, header.removeprefix(b"encoding ").decode("utf-8",
+                                                                                 "replace"))
+        self._trees.add(tree)
+        return tree
+
+    def read_path(self, tree_id: str, path: str) -> bytes | None:
+        if tree_id not in self._trees or not _PLAIN_PATH.match(path):
+            return super().read_path(tree_id, path)
+        found = self.objects().read(f"{tree_id}:{path}")
+        if found is None or found[1] != "blob":
+            return None
+        return found[2]
+
+    def is_commit(self, oid: str) -> bool:
+        if not _FULL_ID.match(oid):
+            return super().is_commit(oid)
+        found = self.objects().read(oid)
+        return found is not None and found[1] == "commit"
+
+    def open_other(self, path: Path) -> GitRepo:
+        from git_deployments.git import program
+
+        return ProgramRepo(program.discover(path), path, home=False)
+
+
+
+def _close_all(started: list[Objects]) -> None:
+    for objects in started:
+        objects.close()
+
+
+def _check_encoding(commit: str, encoding: str) -> None:
+    """NotFound, as libgit2's reading of the message gives it, for an encoding Python lacks."""
+    import codecs
+
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise NotFound(f"commit {commit} declares an unknown message encoding "
+                       f"{encoding!r}") from None
