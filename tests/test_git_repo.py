@@ -29,7 +29,7 @@ def outcome(call: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[str, A
 
 
 def both(path: Path) -> tuple[GitRepo, ProgramRepo]:
-    light = open_repository(path, light=True)
+    light = open_repository(path, for_reading=True)
     assert isinstance(light, ProgramRepo)
     return open_repository(path), light
 
@@ -137,21 +137,21 @@ def test_the_repository_found_is_libgit2s(repo: Path, tmp_path: Path,
         monkeypatch.chdir(where)
         judge, light = both(where)
         assert light.git_dir == judge.git_dir
-        assert open_repository(light=True).git_dir == open_repository().git_dir
+        assert open_repository(for_reading=True).git_dir == open_repository().git_dir
     # as in a hook: git runs it in the repository's git directory, GIT_DIR set to it
     monkeypatch.chdir(tmp_path / "bare.git")
     monkeypatch.setenv("GIT_DIR", ".")
-    assert open_repository(light=True).git_dir == open_repository().git_dir == \
+    assert open_repository(for_reading=True).git_dir == open_repository().git_dir == \
         (tmp_path / "bare.git").resolve()
-    assert open_repository(repo, light=True).git_dir == open_repository(repo).git_dir
+    assert open_repository(repo, for_reading=True).git_dir == open_repository(repo).git_dir
     monkeypatch.delenv("GIT_DIR")
     # nothing there: the same refusal
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.chdir(empty)
-    assert outcome(open_repository, None, light=True) == outcome(open_repository)
+    assert outcome(open_repository, None, for_reading=True) == outcome(open_repository)
     for missing in (empty, tmp_path / "no-such-directory"):
-        assert outcome(open_repository, missing, light=True)[1].startswith(
+        assert outcome(open_repository, missing, for_reading=True)[1].startswith(
             f"not a git repository: {missing} (")
 
 

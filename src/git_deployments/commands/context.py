@@ -41,7 +41,7 @@ class Context:
         if self._store is None and self.sync_remote is None:
             from git_deployments.core.store import open_store
 
-            self._store = open_store(self.repo_path, light=True)
+            self._store = open_store(self.repo_path, for_reading=True)
         return self.store
 
     @property

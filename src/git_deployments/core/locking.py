@@ -5,7 +5,6 @@ other) taken without importing filelock (bench/fastpaths.py measures what that s
 from __future__ import annotations
 
 import os
-import random
 import time
 from pathlib import Path
 from typing import Any
@@ -62,6 +61,8 @@ class TargetLock:
                     from filelock import Timeout
 
                     raise Timeout(str(self.path)) from None
+                import random  # only a writer that waits needs it
+
                 time.sleep(pause * random.uniform(0.5, 1.5))
                 pause = min(pause * 2, 0.05)
                 continue

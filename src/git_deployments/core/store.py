@@ -376,7 +376,8 @@ def changed_files(snap: Snapshot, change: Change) -> dict[str, bytes | None]:
     return files
 
 
-def open_store(path: str | os.PathLike[str] | None = None, *, light: bool = False) -> Store:
-    """The store of the repository at `path` (see open_repository); `light` for a command
+def open_store(path: str | os.PathLike[str] | None = None, *,
+               for_reading: bool = False) -> Store:
+    """The store of the repository at `path` (see open_repository); `for_reading` for a command
     that only reads."""
-    return Store(open_repository(path, light=light))
+    return Store(open_repository(path, for_reading=for_reading))

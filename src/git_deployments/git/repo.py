@@ -19,7 +19,7 @@ from git_deployments.errors import DeployError, InternalError, NotFound
 if TYPE_CHECKING:
     import pygit2
 
-    from git_deployments.git.program import Finished, Objects
+    from git_deployments.git.program import Finished
 else:
 
     class _Pygit2:
@@ -496,13 +496,13 @@ def cannot_write(exc: Exception) -> DeployError:
 
 
 def open_repository(path: str | os.PathLike[str] | None = None, *,
-                    light: bool = False) -> GitRepo:
+                    for_reading: bool = False) -> GitRepo:
     """The repository at `path`, or the one git's environment and the current directory name.
 
     Opening from the environment honours GIT_DIR and the object directories git sets while a
-    hook runs in quarantine. `light`: a ProgramRepo, for a question that only reads.
+    hook runs in quarantine. `for_reading`: a ProgramRepo, for a question that only reads.
     """
-    if light:
+    if for_reading:
         where = Path(path) if path is not None else None
         from git_deployments.git import program
 
@@ -542,14 +542,16 @@ class ProgramRepo(GitRepo):
     def __init__(self, git_dir: Path, path: Path | None = None, *, home: bool = True) -> None:
         import weakref
 
+        from git_deployments.git.program import Objects
+
         self._git_dir = git_dir
         self._path = path  # as given to open_repository: where libgit2 opens it
         self._home = home
         self._opened: pygit2.Repository | None = None
-        self._objects: list[Objects] = []  # its cat-file, once started
         self._trees: set[str] = set()  # ids read as a commit's tree: known to be trees
-        # git's cat-file ends with this object, or at exit
-        weakref.finalize(self, _close_all, self._objects)
+        # started at once: git starts up while the ref is read
+        self._objects = Objects(git_dir, home=home)
+        weakref.finalize(self, self._objects.close)  # git's cat-file ends with this, or at exit
 
     @property
     def repo(self) -> pygit2.Repository:
@@ -560,13 +562,6 @@ class ProgramRepo(GitRepo):
     @property
     def git_dir(self) -> Path:
         return self._git_dir
-
-    def objects(self) -> Objects:
-        if not self._objects:
-            from git_deployments.git.program import Objects
-
-            self._objects.append(Objects(self._git_dir, home=self._home))
-        return self._objects[0]
 
     def read_ref(self, name: str) -> str | None:
         if not _PLAIN_REF.match(name) or ".." in name or name.endswith((".", ".lock")):
@@ -587,7 +582,7 @@ class ProgramRepo(GitRepo):
     def tree_of(self, commit: str) -> str:
         if not _FULL_ID.match(commit):
             return super().tree_of(commit)
-        found = self.objects().read(commit)
+        found = self._objects.read(commit)
         if found is None:
             raise NotFound(f"commit {commit} is missing from the repository")
         _, kind, content = found
@@ -607,7 +602,7 @@ class ProgramRepo(GitRepo):
     def read_path(self, tree_id: str, path: str) -> bytes | None:
         if tree_id not in self._trees or not _PLAIN_PATH.match(path):
             return super().read_path(tree_id, path)
-        found = self.objects().read(f"{tree_id}:{path}")
+        found = self._objects.read(f"{tree_id}:{path}")
         if found is None or found[1] != "blob":
             return None
         return found[2]
@@ -615,7 +610,7 @@ class ProgramRepo(GitRepo):
     def is_commit(self, oid: str) -> bool:
         if not _FULL_ID.match(oid):
             return super().is_commit(oid)
-        found = self.objects().read(oid)
+        found = self._objects.read(oid)
         return found is not None and found[1] == "commit"
 
     def open_other(self, path: Path) -> GitRepo:
@@ -623,11 +618,6 @@ class ProgramRepo(GitRepo):
 
         return ProgramRepo(program.discover(path), path, home=False)
 
-
-
-def _close_all(started: list[Objects]) -> None:
-    for objects in started:
-        objects.close()
 
 
 def _check_encoding(commit: str, encoding: str) -> None:
