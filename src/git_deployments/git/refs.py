@@ -40,6 +40,13 @@ def _stamp(path: str) -> Stamp | None:
     return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
+def _unchanged(directories: tuple[tuple[str, Stamp | None], ...]) -> bool:
+    for path, stamp in directories:  # a loop, not all(): this runs on every request
+        if _stamp(path) != stamp:
+            return False
+    return True
+
+
 class _Listing(NamedTuple):
     """What listing a prefix found, and the stats that stand for it: every directory listed
     (None for one that did not exist) and the packed refs it was merged with."""
@@ -65,6 +72,7 @@ class RefFiles:
     def __init__(self, common_dir: Path, clock: Callable[[], int] = time.time_ns) -> None:
         self.common_dir = common_dir
         self.root = str(common_dir)
+        self._packed_path = os.path.join(self.root, "packed-refs")
         self.clock = clock  # the wall clock the file system stamps changes with, in ns
         self._packed: tuple[Stamp, dict[str, str]] | None = None
         self._no_packed: dict[str, str] = {}  # one object: a listing can tell it is the same
@@ -76,7 +84,7 @@ class RefFiles:
 
     def packed(self) -> dict[str, str]:
         """name -> id of every ref in packed-refs (a peeled `^` line belongs to the ref above)."""
-        path = os.path.join(self.root, "packed-refs")
+        path = self._packed_path
         try:
             info = os.stat(path)
         except FileNotFoundError:
@@ -144,8 +152,7 @@ class RefFiles:
         `packed` is packed() when the caller has just read it."""
         packed = self.packed() if packed is None else packed
         kept = self._listings.get(prefix)
-        if kept is not None and kept.packed is packed and \
-                all(_stamp(path) == stamp for path, stamp in kept.directories):
+        if kept is not None and kept.packed is packed and _unchanged(kept.directories):
             return kept.tips
         self._listings.pop(prefix, None)
         listing, settled = self._list(prefix, packed)
