@@ -21,14 +21,13 @@ import time
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from pathlib import Path
 
 _HEX = frozenset("0123456789abcdef")
 Stamp = tuple[int, int, int, int]
 Tips = tuple[tuple[str, str], ...]
 # how long a directory's last change must lie behind a listing of it for its stat to stand for
-# its content: more than any file system's clock granularity (FAT's is 2 s)
+# its content: longer than any file system's clock takes to tick (FAT's, 2 s)
 SETTLED_NS = 3_000_000_000
 
 
@@ -69,11 +68,11 @@ def _value(raw: bytes) -> str | None:
 class RefFiles:
     """The refs of one repository, read from its common git directory."""
 
-    def __init__(self, common_dir: Path, clock: Callable[[], int] = time.time_ns) -> None:
+    def __init__(self, common_dir: Path, settle_ns: int = SETTLED_NS) -> None:
         self.common_dir = common_dir
         self.root = str(common_dir)
         self._packed_path = os.path.join(self.root, "packed-refs")
-        self.clock = clock  # the wall clock the file system stamps changes with, in ns
+        self.settle_ns = settle_ns
         self._packed: tuple[Stamp, dict[str, str]] | None = None
         self._no_packed: dict[str, str] = {}  # one object: a listing can tell it is the same
         # path -> (its stat, its value): a loose ref is read again only when its stat changes
@@ -166,7 +165,7 @@ class RefFiles:
         not when a directory changed too recently, came or went while it was read, or holds a
         symbolic link."""
         self.listed += 1
-        settled_before = self.clock() - SETTLED_NS
+        settled_before = time.time_ns() - self.settle_ns
         settled = True
         found = {name: oid for name, oid in packed.items() if name.startswith(prefix)}
         directories: list[tuple[str, Stamp | None]] = []
@@ -176,7 +175,9 @@ class RefFiles:
             path = os.path.join(self.root, directory)
             stamp = _stamp(path)
             directories.append((path, stamp))
-            if stamp is not None and stamp[2] > settled_before:
+            # any change to a directory, even one that sets its modification time back, sets
+            # its change time to the file system's clock: a later one shows as a later time
+            if stamp is not None and max(stamp[2], stamp[3]) > settled_before:
                 settled = False
             try:
                 with os.scandir(path) as listing:
