@@ -130,14 +130,28 @@ def main() -> int:
     demo.deploy("run", "staging", "--", "./scripts/deploy.py", "staging")
     demo.deploy("list", "staging", "-n", "3")
 
-    demo.section("6. The timeline is plain git", """
+    demo.section("6. Incidents, and how well the team delivers", """
+        Production's 1.2.0 broke checkout in March: an incident, resolved after the rollback.
+        Now staging has one of its own. Incidents are timeline changes like the others, and
+        'git deploy metrics' reads them with everything else to give the four DORA figures.
+    """)
+    demo.deploy("incidents")
+    demo.at("11:40")
+    demo.deploy("incident", "open", "staging", "-m",
+                "search finds nothing for accented titles (BOOK-36)")
+    demo.deploy("status")
+    demo.at("11:55")
+    demo.deploy("incident", "resolve", "staging", "-m", "fixed by the search index rebuild")
+    demo.deploy("metrics", "--since", "2025-02-24")
+
+    demo.section("7. The timeline is plain git", """
         Every change is one commit on refs/deployments/<target>: git log reads it, git push
         and git fetch carry it.
     """)
     demo.run(["git", "log", "-n", "6", "--date=format:%Y-%m-%d %H:%M",
               "--format=%h %ad %<(13,trunc)%an %s", "refs/deployments/staging"])
 
-    demo.section("7. A push to main schedules staging", """
+    demo.section("8. A push to main schedules staging", """
         The server runs the hooks 'git deploy install-hooks' put there: pre-receive checks
         every pushed change of a timeline, post-receive schedules a deployment when a branch
         that a target lists in schedule_on_push moves. First the demo's changes go up.

@@ -32,7 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (work / ".git").is_dir():
         print("Building the sample repository first (sample-repo/generate.py) ...", flush=True)
         work = generate.generate(generate.HERE / "out", quiet=True)
-    program = shutil.which("git-deploy")
+    # the one installed beside this Python first (`.venv/bin` when run as `make serve` does)
+    program = shutil.which("git-deploy", path=os.pathsep.join(
+        [os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
     if program is None:
         print("error: git-deploy is not installed here: run 'make setup' first",
               file=sys.stderr)

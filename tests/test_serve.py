@@ -249,6 +249,21 @@ def test_revoked_and_expired_tokens_are_refused(repo: Path, history: Deploy, sta
     assert reply.status == 401 and reply.error["code"] == "unauthorized"
 
 
+def test_each_secret_finds_its_own_token_and_no_other(repo: Path, deploy: Deploy) -> None:
+    from git_deployments.access.tokens import TokenStore
+    from git_deployments.git.repo import open_repository
+
+    secrets = {name: token(repo, name, "view") for name in ("a", "b", "c")}
+    store = TokenStore.of_repository(open_repository(repo).common_dir)
+    found = {name: store.find(secret) for name, secret in secrets.items()}
+    assert {name: t.name if t else None for name, t in found.items()} == {"a": "a", "b": "b",
+                                                                         "c": "c"}
+    assert store.find(secrets["a"][:-1]) is None and store.find("gdt_" + "x" * 43) is None
+    deploy("token", "revoke", "b")  # the file changes: the next lookup reads it again
+    revoked = store.find(secrets["b"])
+    assert revoked is not None and revoked.revoked_at is not None
+
+
 # --- reading: every endpoint answers what the command line's --json says -----------------------
 
 
@@ -659,6 +674,48 @@ def test_one_access_log_line_per_request(repo: Path, history: Deploy, tokens: An
     assert '"GET /nowhere" 404' in logged[3]
 
 
+def test_an_unexpected_error_is_a_500_with_the_headers_and_one_log_line(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Nothing in the real server fails unexpectedly on purpose: the layer every answer passes
+    is given an application that does, and spoken to in ASGI."""
+    import asyncio
+    import io
+
+    from git_deployments.web.app import SECURITY_HEADERS, EveryAnswer
+
+    async def failing(scope: Any, receive: Any, send: Any) -> None:
+        if scope["path"] == "/late":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise RuntimeError("boom\nsecond line")
+
+    def call(path: str) -> list[dict[str, Any]]:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b""}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "GET", "path": path, "query_string": b"a=1",
+                 "headers": [], "client": ("127.0.0.1", 4000)}
+        asyncio.run(EveryAnswer(failing, stream=log)(scope, receive, send))
+        return sent
+
+    log = io.StringIO()
+    start, body = call("/early")
+    assert start["status"] == 500 and set(SECURITY_HEADERS) <= set(start["headers"])
+    assert json.loads(body["body"])["error"]["code"] == "internal_error"
+    assert b"boom" not in body["body"]
+    assert capsys.readouterr().err == "internal error on GET /early: RuntimeError: boom\n"
+    with pytest.raises(RuntimeError):  # begun: the connection is cut instead
+        call("/late")
+    lines = log.getvalue().splitlines()
+    assert re.match(r'127\.0\.0\.1:4000 - "GET /early\?a=1" 500 \d+ [\d.]+ms$', lines[0])
+    assert re.match(r'127\.0\.0\.1:4000 - "GET /late\?a=1" 200 0 [\d.]+ms$', lines[1])
+    assert len(lines) == 2
+
+
 # --- reads from memory, fresh whenever a ref moves -----------------------------------------------
 
 
@@ -698,6 +755,26 @@ def test_reads_are_kept_until_any_writer_moves_a_ref(repo: Path, history: Deploy
     assert [row["target"] for row in fresh().json] == ["production", "pushed", "staging"]
     git(repo, "pack-refs", "--all")  # the same tips, packed: the same answer
     assert served.get(path, view, **{"If-None-Match": etag}).status == 304
+
+
+def test_a_kept_etag_is_the_etag_of_its_state(repo: Path) -> None:
+    """The ETags the cache remembers are etag_of's, whatever states come and go."""
+    from git_deployments.web import queries
+    from git_deployments.web.cache import AnswerCache, etag_of
+    from git_deployments.web.projects import Project
+
+    project = Project.open(repo)
+    kept = AnswerCache(max_entries=3)
+    asked = [queries.status(project.name, False), queries.status(project.name, True),
+             queries.target(project.name, "production")]
+    states = [(None,), ((1, 2, 3, 4), (("refs/deployments/a", "0" * 40),)),
+              ((1, 2, 3, 4), (("refs/deployments/a", "1" * 40),)), ()]
+    for _ in range(2):
+        for query in asked:
+            for state in states:
+                assert kept.etag(project, query, state) == \
+                    etag_of(project, query.path, query.params, state)
+    assert len({kept.etag(project, asked[0], state) for state in states}) == len(states)
 
 
 # --- stopping -------------------------------------------------------------------------------------

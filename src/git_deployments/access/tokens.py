@@ -10,7 +10,6 @@ a digest cannot be turned back into it. The file is replaced atomically under a 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import os
 import re
@@ -145,7 +144,8 @@ class TokenStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.path = directory / FILE_NAME
-        self._cached: tuple[tuple[int, int, int], list[Token]] | None = None
+        # the file's signature when last read, its tokens, and each token by its digest
+        self._cached: tuple[tuple[int, int, int], list[Token], dict[str, Token]] | None = None
 
     @classmethod
     def of_repository(cls, common_dir: Path) -> TokenStore:
@@ -159,18 +159,22 @@ class TokenStore:
 
     def tokens(self) -> list[Token]:
         """Every token, read again only when the file changed (a server asks on each request)."""
+        return self._current()[0]
+
+    def _current(self) -> tuple[list[Token], dict[str, Token]]:
         try:
             info = os.stat(self.path)
         except FileNotFoundError:
-            return []
+            return [], {}
         except OSError as exc:
             raise DeployError(f"cannot read {self.path}: {exc.strerror or exc}") from None
         signature = (info.st_ino, info.st_size, info.st_mtime_ns)
         if self._cached is not None and self._cached[0] == signature:
-            return self._cached[1]
+            return self._cached[1], self._cached[2]
         tokens = self._read()
-        self._cached = (signature, tokens)
-        return tokens
+        by_digest = {token.digest: token for token in tokens}  # the last of a digest wins
+        self._cached = (signature, tokens, by_digest)
+        return tokens, by_digest
 
     def _read(self) -> list[Token]:
         try:
@@ -195,12 +199,9 @@ class TokenStore:
         """The token whose secret this is, whatever its state; None when there is none."""
         if not secret.startswith(SECRET_PREFIX) or len(secret) > 200:
             return None
-        wanted = digest(secret)
-        found = None
-        for token in self.tokens():  # every digest compared, in constant time each
-            if hmac.compare_digest(token.digest, wanted):
-                found = token
-        return found
+        # looked up by its digest, at the same cost however many tokens there are: nobody can
+        # steer a SHA-256 digest, so how long a lookup takes tells nothing of the digests kept
+        return self._current()[1].get(digest(secret))
 
     # --- writing ---
 

@@ -62,6 +62,8 @@ def count_of(request: Request, name: str, default: int | None, maximum: int = MA
 
 
 def flag_of(request: Request, name: str) -> bool:
+    if not request.scope["query_string"]:
+        return False  # no query at all: nothing to parse
     text = request.query_params.get(name, "false").lower()
     if text not in ("true", "false", "1", "0", "yes", "no", ""):
         raise ApiError(400, "invalid_value", f"invalid {name} {text[:40]!r}: expected true or "

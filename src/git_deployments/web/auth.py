@@ -22,6 +22,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from git_deployments.access.tokens import PERMISSION_NAMES, VIEW, Token, TokenStore
+from git_deployments.core.intake import clock
 from git_deployments.errors import DeployError, NotFound
 from git_deployments.web.http import ApiError, error_response, from_deploy_error
 from git_deployments.web.sessions import COOKIE, Session
@@ -57,8 +58,6 @@ class TokenBackend(AuthenticationBackend):
         self.tokens = tokens
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
-        from git_deployments.core.intake import clock
-
         header = conn.headers.get("authorization")
         if header is None:
             return self._from_session(conn)
@@ -71,9 +70,10 @@ class TokenBackend(AuthenticationBackend):
             raise AuthenticationError(f"tokens cannot be checked: {exc}") from None
         if token is None:
             raise AuthenticationError("unknown token")
-        state = token.state(clock())
-        if state != "active":
-            raise AuthenticationError(f"token '{token.name}' is {state}")
+        if token.revoked_at is not None or token.expires_at is not None:  # else always active
+            state = token.state(clock())
+            if state != "active":
+                raise AuthenticationError(f"token '{token.name}' is {state}")
         return AuthCredentials(list(token.permissions)), TokenUser(token)
 
 
@@ -81,7 +81,6 @@ class TokenBackend(AuthenticationBackend):
         """A dashboard session's token, while the token is active. A session opens pages and
         reads; a write through the API needs the token itself (a form's CSRF token is checked
         by the page that takes it, and the API takes no forms)."""
-        from git_deployments.core.intake import clock
         from git_deployments.web.sessions import session_of
 
         if conn.scope["type"] != "http" or COOKIE not in conn.cookies:

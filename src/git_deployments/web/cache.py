@@ -49,7 +49,8 @@ class Answer:
 
 
 class AnswerCache:
-    """Answers by key, the least recently used dropped first beyond a count or a size."""
+    """Answers by key, the least recently used dropped first beyond a count or a size; and the
+    ETags of the states last seen."""
 
     def __init__(self, max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_BYTES) -> None:
         self.max_entries = max_entries
@@ -59,6 +60,19 @@ class AnswerCache:
         self._lock = Lock()
         self.hits = 0
         self.misses = 0
+        self._etags: dict[tuple[Any, ...], str] = {}
+
+    def etag(self, project: Project, query: Query, state: tuple[Any, ...]) -> str:
+        """etag_of(project, query.path, query.params, state), remembered by its arguments: an
+        unchanged state is hashed and compared, not written out and digested again."""
+        key = (project.name, query.path, query.params, state)
+        found = self._etags.get(key)
+        if found is None:
+            found = etag_of(project, query.path, query.params, state)
+            if len(self._etags) >= self.max_entries:
+                self._etags.clear()  # states come and go: forget them all now and then
+            self._etags[key] = found
+        return found
 
     def get(self, etag: str) -> Answer | None:
         with self._lock:
@@ -128,7 +142,7 @@ async def fetch(cache: AnswerCache, project: Project, query: Query,
             (before, etag), seen = seen, None
         else:
             before = fingerprint(project, query.sources)
-            etag = etag_of(project, query.path, query.params, before)
+            etag = cache.etag(project, query, before)
         kept = cache.get(etag)
         if kept is not None:
             return kept
@@ -151,11 +165,12 @@ async def fetch(cache: AnswerCache, project: Project, query: Query,
 
 async def answer(request: Request, project: Project, query: Query) -> Response:
     """A GET's answer: 304 when the client has it (nothing computed), else `fetch`'s."""
+    kept: AnswerCache = request.app.state.cache
     state = fingerprint(project, query.sources)
-    etag = etag_of(project, query.path, query.params, state)
+    etag = kept.etag(project, query, state)
     if _matches(request, etag):
         return not_modified(etag)
-    found = await fetch(request.app.state.cache, project, query, (state, etag))
+    found = await fetch(kept, project, query, (state, etag))
     return found.response()
 
 

@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -70,16 +71,24 @@ class Project:
     def config_stamp(self) -> object:
         """Changes whenever the repository's config file does (issue patterns, names, and
         whether anonymous reading is on live there)."""
-        return _stamp(os.path.join(self.refs.root, "config"))
+        return _stamp(self._config_path)
+
+    @cached_property
+    def _config_path(self) -> str:
+        return os.path.join(self.refs.root, "config")
+
+    @cached_property
+    def _health_dir(self) -> str:
+        from git_deployments.watch.health import state_dir
+
+        return str(state_dir(self.common_dir))
 
     def health_stamp(self) -> object:
         """Changes whenever the watcher keeps a probe's result, and every HEALTH_BUCKET
         seconds while results are kept: a result grows too old to tell without its file
         changing (the watcher stopped)."""
-        from git_deployments.watch.health import state_dir
-
         try:
-            with os.scandir(state_dir(self.common_dir)) as listing:
+            with os.scandir(self._health_dir) as listing:
                 found = sorted((item.name, _stamp(item.path)) for item in listing
                                if item.name.endswith(".json"))
         except OSError:
