@@ -3,10 +3,9 @@
 Commit walks run the `git` program (`rev-list` with a fixed format; ids, never user text, on its
 command line; see git/program.py): git walks history faster than libgit2 through pygit2, and its
 output is parsed as it comes, while git walks on (a caller may use each batch at once: `listed`).
-Deployment records
-come from the store; questions about many deployments at once (`contains`, the keep-alive ref)
-read the timeline's commit trailers instead of every record, which is what keeps them fast on a
-target with thousands of deployments.
+Deployment records come from the store; questions about many deployments at once (`contains`,
+the keep-alive ref) read the timeline's commit trailers instead of every record, which is what
+keeps them fast on a target with thousands of deployments.
 """
 
 from __future__ import annotations
