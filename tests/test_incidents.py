@@ -338,6 +338,16 @@ def test_open_and_resolve_from_the_command_line(repo: Path, prod: Deploy) -> Non
     text = prod("log", "prod").stdout
     assert "prod: incident 1 opened (#1): 5xx on checkout" in text
     assert prod("fsck").stdout == "prod: 6 changes checked, ok\n"
+    # the deployment they are attributed to shows them, newest last
+    shown = prod.json("show", "prod", "1")
+    assert [(i["id"], i["state"]) for i in shown["incidents"]] == [(1, "resolved"),
+                                                                  (2, "resolved")]
+    lines = [line for line in prod("show", "prod", "1").stdout.splitlines()
+             if line.startswith("  incident ")]
+    assert lines == [  # a reason's first line
+        "  incident     1 opened 2026-03-01T11:00:00Z, resolved 2026-03-01T12:00:00Z — 5xx on "
+        "checkout",
+        "  incident     2 opened 2026-03-01T10:30:00Z, resolved 2026-03-01T11:20:00Z"]
 
 
 def test_incidents_across_targets(prod: Deploy) -> None:

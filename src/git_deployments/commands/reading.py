@@ -156,6 +156,11 @@ def cmd_show(ctx: Context, target: str, number: int | None = None, as_json: bool
         out.json(shown.as_json())
         return 0
     print_deployment(out, target, shown.record)
+    for incident in shown.incidents:
+        state = "open" if incident["resolved_at"] is None else f"resolved {incident['resolved_at']}"
+        reason = incident["reason"].splitlines()[0] if incident["reason"] else ""
+        out.line(f"  incident     {incident['id']} opened {incident['opened_at']}, {state}"
+                 + (f" — {reason}" if reason else ""))
     # the way from a deployment to its commits (git deploy commits)
     for line in brought_lines(target, shown.record, shown.brought):
         out.line(line)

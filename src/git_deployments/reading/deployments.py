@@ -49,20 +49,21 @@ def newest(snap: TreeSnapshot, index: Index, key: str) -> Deployment:
 
 @dataclass
 class Shown:
-    """One deployment in full, with how many commits it brought per repository."""
+    """One deployment in full, with how many commits it brought per repository and the
+    incidents attributed to it."""
 
     key: str
     record: Deployment
     brought: list[dict[str, Any]]
+    incidents: list[dict[str, Any]]
 
     def as_json(self) -> dict[str, Any]:
-        return {**deployment_json(self.key, self.record), "brought": self.brought}
+        return {**deployment_json(self.key, self.record), "brought": self.brought,
+                "incidents": self.incidents}
 
 
 def show(store: Store, key: str, number: int | None = None) -> Shown:
     """Deployment `number` of target `key` (default: the newest), as `git deploy show` has it."""
-    from git_deployments.history.questions import brought_counts
-
     snap = store.existing(key)
     _, index = snap.require()
     if number is None:
@@ -72,7 +73,16 @@ def show(store: Store, key: str, number: int | None = None) -> Shown:
         if found is None:
             raise NotFound(f"target '{key}' has no deployment #{number}")
         record = found
-    return Shown(key, record, brought_counts(store, key, record))
+    return shown(store, snap, record)
+
+
+def shown(store: Store, snap: TreeSnapshot, record: Deployment) -> Shown:
+    """`record` of the timeline state `snap`, in full, as `show` answers it."""
+    from git_deployments.history.questions import brought_counts
+    from git_deployments.reading.incidents import attributed_to, incident_json
+
+    incidents = [incident_json(snap.key, i) for i in attributed_to(snap, record.number)]
+    return Shown(snap.key, record, brought_counts(store, snap.key, record), incidents)
 
 
 def write_json(result: WriteResult) -> dict[str, Any]:

@@ -41,12 +41,11 @@ def target_key(identifier: str) -> str:
 
 
 def _shown(store: Store, result: WriteResult) -> dict[str, Any]:
-    from git_deployments.history.questions import brought_counts
-    from git_deployments.reading.deployments import Shown
+    from git_deployments.reading.deployments import shown
 
     record = result.record
     assert record is not None  # schedule, start, finish and fail always name a deployment
-    return Shown(result.key, record, brought_counts(store, result.key, record)).as_json()
+    return shown(store, store.snapshot(result.key, result.commit), record).as_json()
 
 
 def automation(op: str) -> Callable[[Request, Project | None], Awaitable[Response]]:
