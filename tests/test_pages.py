@@ -396,6 +396,54 @@ def test_settings_are_edited_only_with_modify_targets(site: Site) -> None:
     assert site.deploy.json("target", "show", "tuned")["archived"] is True  # type: ignore
 
 
+def test_settings_edit_the_health_check_as_the_api_does(site: Site) -> None:
+    admin, viewer = signed_in(site, "admin"), signed_in(site, "view")
+    site.deploy("target", "create", "probed")
+    page = f"{BASE}/targets/probed/settings"
+
+    def health() -> object:
+        return site.deploy.json("target", "show", "probed")["health"]  # type: ignore[index]
+
+    before = timeline_tip(site.repo, "probed")
+    refused = admin.submit(page, page, {"name": "probed", "health_url": "javascript:alert(1)"})
+    assert refused.status == 400 and b"invalid health check URL" in refused.body
+    assert timeline_tip(site.repo, "probed") == before and health() is None
+    reply = admin.submit(page, page, {
+        "name": "probed", "health_url": "https://app.example.com/up", "health_expect": "ok",
+        "health_every": "1m", "health_timeout": "5s", "health_failures": "2"})
+    assert reply.status == 303, reply.body[:400]
+    assert health() == {"url": "https://app.example.com/up", "expect": "ok", "exec": None,
+                        "every": 60, "timeout": 5, "failures": 2}
+    shown = admin.get(page).body.decode()
+    assert 'name="health_url" value="https://app.example.com/up"' in shown
+    assert 'name="health_every" value="1m"' in shown
+    reply = admin.submit(page, page, {"name": "probed", "health_every": "2m"})
+    assert reply.status == 303 and health() == {  # type: ignore[comparison-overlap]
+        "url": "https://app.example.com/up", "expect": "ok", "exec": None, "every": 120,
+        "timeout": 5, "failures": 2}
+    reply = admin.submit(page, page, {"name": "probed", "health_url": "",
+                                      "health_exec": "check-app --say 'all good' $HOME;x",
+                                      "health_every": "2m", "health_failures": "3"})
+    assert reply.status == 303, reply.body[:400]
+    assert health() == {"url": None, "expect": None,  # type: ignore[comparison-overlap]
+                        "exec": ["check-app", "--say", "all good", "$HOME;x"], "every": 120,
+                        "timeout": 5, "failures": 3}
+    shown = admin.get(page).body.decode()
+    assert "name=\"health_exec\" value=\"check-app --say &#39;all good&#39; &#39;$HOME;x&#39;\"" \
+        in shown
+    described = section(viewer.get(page).body, "settings")
+    assert "run <code>check-app --say all good $HOME;x</code>, every 2m" in described
+    viewed = viewer.get(page).body.decode().split("<main", 1)[1].split("</main>")[0]
+    assert "<input" not in viewed and "Edit settings" not in viewed
+    refused = admin.submit(page, page, {"name": "probed", "health_failures": "x"})
+    assert refused.status == 400 and b"invalid health_failures: a whole number" in refused.body
+    reply = admin.submit(page, page, {"name": "probed", "health_off": "on",
+                                      "health_exec": "check-app", "health_every": "2m"})
+    assert reply.status == 303, reply.body[:400]
+    assert health() is None
+    assert ">Health check</dt><dd>off<" in section(viewer.get(page).body, "settings")
+
+
 # --- live -----------------------------------------------------------------------------------------
 
 

@@ -69,11 +69,18 @@ def environment() -> Environment:
                       trim_blocks=True, lstrip_blocks=True, auto_reload=False)
     env.filters.update(moment=parse_moment, exact=exact, ago=ago, short=short, person=person,
                        duration=duration, web_url=web_url, plural=plural, started=started,
-                       span_text=format_duration, when=when)
+                       span_text=format_duration, when=when, command_line=command_line)
     env.globals.update(SYMBOLS=SYMBOLS, HEALTH_SYMBOLS=HEALTH_SYMBOLS,
                        STATUSES=[s.value for s in Status], BY_HAND=bodies.STATUSES_BY_HAND,
                        TARGET_TABS=TARGET_TABS)
     return env
+
+
+def command_line(words: Sequence[str]) -> str:
+    """A program's words as one line that splits back into them (as the CLI splits it)."""
+    from shlex import join
+
+    return join(words)
 
 
 def code_stamp() -> str:
@@ -667,7 +674,9 @@ def _body(body: bodies.Body, form: dict[str, str], names: Sequence[str]) -> dict
             continue
         if spec.kind == "number":
             if not (text.isascii() and text.isdigit()) or len(text) > 12:
-                raise ApiError(400, "invalid_value", f"invalid {name}: a deployment number")
+                noun = "a deployment number" if name in ("number", "deployment") else \
+                    "a whole number"
+                raise ApiError(400, "invalid_value", f"invalid {name}: {noun}")
             values[name] = int(text)
         elif spec.kind == "strings":
             values[name] = [part.strip() for part in text.replace(",", "\n").splitlines()
@@ -738,7 +747,9 @@ async def comment_form(request: Request, project: Project | None,
 
 
 SETTINGS_FIELDS = ("name", "description", "manual_controls", "hanging_after", "failed_after",
-                   "start_requires_schedule", "schedule_on_push")
+                   "start_requires_schedule", "schedule_on_push", "health_off")
+HEALTH_FIELDS = ("health_url", "health_expect", "health_exec", "health_every", "health_timeout",
+                 "health_failures")
 
 
 async def settings_form(request: Request, project: Project | None,
@@ -754,7 +765,10 @@ async def settings_form(request: Request, project: Project | None,
         # unticked boxes are not sent: the form says which boxes it showed
         shown = {name: form.get(name, "off") for name in ("manual_controls",
                                                           "start_requires_schedule")}
-        values = _body(bodies.TARGET_EDIT, {**form, **shown}, SETTINGS_FIELDS)
+        values = _body(bodies.TARGET_EDIT, {**form, **shown}, SETTINGS_FIELDS + HEALTH_FIELDS)
+        if values.get("health_off"):  # the box removes the check: the fields shown go with it
+            values = {name: value for name, value in values.items()
+                      if name not in HEALTH_FIELDS}
         if "schedule_on_push" not in values:
             values["no_schedule_on_push"] = True
         await api.perform(request, project, lambda store, by: intake.edit_target_request(
