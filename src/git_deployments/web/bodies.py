@@ -95,7 +95,8 @@ def _convert(name: str, spec: Field, value: Any) -> Any:
         return value
     if kind == "number":
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise _invalid(name, "a deployment number (1, 2, 3...)")
+            raise _invalid(name, "a deployment number (1, 2, 3...)" if name in (
+                "number", "deployment") else "a whole number from 1")
         return value
     if kind == "strings":
         if isinstance(value, str):
