@@ -27,6 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from bench_idle import start_watcher
+
 POLL = 0.005
 
 
@@ -112,14 +114,11 @@ def main() -> int:
              "--health-every", f"{options.every}s", "--health-timeout", "1s",
              "--health-failures", str(options.failures)], repo, env)
         tip = run(["git", "rev-parse", "refs/deployments/prod"], repo, env)
-        watcher = subprocess.Popen([*deploy, "watch", "--quiet"], cwd=repo, env=env)
         state = repo / ".git/git-deployments/health/prod.json"
-        deadline = time.monotonic() + 30
-        while not state.exists():
-            if time.monotonic() > deadline or watcher.poll() is not None:
-                print("the watcher did not probe", file=sys.stderr)
-                return 1
-            time.sleep(0.05)
+        watcher = start_watcher(deploy, repo, env, state)
+        if watcher is None:
+            print("the watcher did not probe", file=sys.stderr)
+            return 1
         limit = 10.0 + 3 * options.every * options.failures
         for _ in range(options.rounds):
             flipped = time.time()

@@ -30,6 +30,21 @@ def run(args: list[str], cwd: Path, env: dict[str, str]) -> None:
     subprocess.run(args, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL)
 
 
+def start_watcher(deploy: list[str], repo: Path, env: dict[str, str],
+                  ready: Path) -> subprocess.Popen[bytes] | None:
+    """`git deploy watch` started in `repo`, once `ready` exists (within 30 s); None when it
+    exited or never got there (it is stopped then)."""
+    watcher = subprocess.Popen([*deploy, "watch", "--quiet"], cwd=repo, env=env)
+    deadline = time.monotonic() + 30
+    while not ready.exists():
+        if time.monotonic() > deadline or watcher.poll() is not None:
+            watcher.kill()
+            watcher.wait()
+            return None
+        time.sleep(0.05)
+    return watcher
+
+
 def main() -> int:
     idle = float(sys.argv[1]) if len(sys.argv) > 1 else 10.0
     work = Path(tempfile.mkdtemp(prefix="bench-idle-"))
@@ -46,14 +61,10 @@ def main() -> int:
         run([*deploy, "start", "production"], repo, env)
         run([*deploy, "subscribe", "production", "--exec", "true"], repo, env)
         # the watcher process itself (not a `git` wrapper), so its pid is the one to read
-        watcher = subprocess.Popen([*deploy, "watch", "--quiet"], cwd=repo, env=env)
-        pid_file = repo / ".git/git-deployments/watch/pid"
-        deadline = time.monotonic() + 30
-        while not pid_file.exists():
-            if time.monotonic() > deadline or watcher.poll() is not None:
-                print("the watcher did not start", file=sys.stderr)
-                return 1
-            time.sleep(0.05)
+        watcher = start_watcher(deploy, repo, env, repo / ".git/git-deployments/watch/pid")
+        if watcher is None:
+            print("the watcher did not start", file=sys.stderr)
+            return 1
         time.sleep(1.0)  # start-up (imports, the first pass) is not idling
         before, started = cpu_seconds(watcher.pid), time.monotonic()
         time.sleep(idle)
